@@ -1,0 +1,77 @@
+// tasp's own C API: what the JNI layer calls, and what a GPU test harness (ctypes, C++) can call
+// directly. Tensors cross as AtenTensorHandle (a heap torch::Tensor*, the same pointer DJL's
+// PtNDArray holds); every returned handle is new and owned by the caller.
+// Every function returns TASP_OK or an error code; tasp_last_error() gives the message of the
+// last failure on the calling thread.
+#pragma once
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TASP_API __attribute__((visibility("default")))
+
+#define TASP_OK 0
+#define TASP_ERR_ARGUMENT 1   // bad input: shapes, dtypes, devices
+#define TASP_ERR_SYMBOL 2     // a libtorch function is missing from the loaded libtorch
+#define TASP_ERR_TORCH 3      // a libtorch call failed
+#define TASP_ERR_STATE 4      // not initialized, or a CUDA call on a CPU-only build
+
+// Backends, as reported by tasp_attention_forward.
+#define TASP_BACKEND_CPU_FLASH 1
+#define TASP_BACKEND_CUDA_FLASH 2
+#define TASP_BACKEND_CUDA_EFFICIENT 3
+
+typedef void* tasp_tensor;  // AtenTensorHandle
+
+// Resolves the libtorch C shim from the libtorch already loaded in this process (by DJL or by
+// Python's torch). `libtorch_dir` (may be NULL) is tried when the libraries are not found by
+// name. Safe to call more than once.
+TASP_API int tasp_init(const char* libtorch_dir);
+
+// "cpu" or "cuda": what this build of the library was compiled for.
+TASP_API const char* tasp_flavor(void);
+TASP_API const char* tasp_version(void);
+TASP_API const char* tasp_last_error(void);
+
+// Attention on one device. q: (B, Hq, Sq, D); k, v: (B, Hkv, Sk, D) with Hq a multiple of Hkv.
+// fp32, fp16 or bf16; all on one device. causal needs Sq == Sk. has_scale = 0: 1/sqrt(D).
+// Returns out (B, Hq, Sq, D) in the input dtype and lse (B, Hq, Sq) in fp32 (natural log).
+// *backend tells which kernel ran.
+TASP_API int tasp_attention_forward(tasp_tensor q, tasp_tensor k, tasp_tensor v, int causal, int has_scale, double scale,
+                           tasp_tensor* out, tasp_tensor* lse, int* backend);
+
+// Gradients of attention given the forward's out and lse (which may be the *global* out/lse of a
+// sequence-parallel forward: each block's backward is then exact). dk, dv have k's head count.
+TASP_API int tasp_attention_backward(tasp_tensor dout, tasp_tensor q, tasp_tensor k, tasp_tensor v, tasp_tensor out,
+                            tasp_tensor lse, int causal, int has_scale, double scale, tasp_tensor* dq,
+                            tasp_tensor* dk, tasp_tensor* dv);
+
+// Folds a partial result into an accumulator, in place, in fp32 (log-sum-exp merge):
+// acc_out (B, H, S, D) and acc_lse (B, H, S) fp32 contiguous; block_out any float dtype and
+// strides; block_lse fp32. Rows whose acc_lse is -inf are empty. On CUDA it runs on libtorch's
+// current stream.
+TASP_API int tasp_merge_partial(tasp_tensor acc_out, tasp_tensor acc_lse, tasp_tensor block_out, tasp_tensor block_lse);
+
+// Element types for tasp_cast.
+#define TASP_DTYPE_FLOAT32 0
+#define TASP_DTYPE_FLOAT16 1
+#define TASP_DTYPE_BFLOAT16 2
+#define TASP_DTYPE_FLOAT64 3
+
+// A contiguous copy of `t` converted to `dtype` (one of TASP_DTYPE_*), on t's device. DJL 0.36's
+// PyTorch engine aborts the process when asked to convert to bfloat16; this is the safe route.
+TASP_API int tasp_cast(tasp_tensor t, int dtype, tasp_tensor* out);
+
+// The element type of t as a TASP_DTYPE_* code, or -1 for any other type. (DJL 0.36 reports
+// bfloat16 tensors as UNKNOWN.)
+TASP_API int tasp_dtype(tasp_tensor t, int* dtype);
+
+// Frees a handle returned by this library (harnesses only; in Java the NDManager owns them).
+TASP_API int tasp_tensor_free(tasp_tensor t);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif

@@ -1,0 +1,109 @@
+// The C API of tasp.h: every entry point catches everything and returns a code.
+#include <string>
+
+#include "attention.h"
+#include "errors.h"
+#include "tasp.h"
+#include "torch_api.h"
+
+#ifndef TASP_VERSION
+#define TASP_VERSION "dev"
+#endif
+#ifndef TASP_FLAVOR_NAME
+#define TASP_FLAVOR_NAME "cpu"
+#endif
+
+namespace tasp {
+namespace {
+thread_local std::string g_last_error;
+
+template <typename F>
+int guarded(F&& body) {
+  try {
+    body();
+    g_last_error.clear();
+    return TASP_OK;
+  } catch (const Error& e) {
+    g_last_error = e.what();
+    return e.code();
+  } catch (const std::exception& e) {
+    g_last_error = std::string("unexpected native error: ") + e.what();
+    return TASP_ERR_STATE;
+  } catch (...) {
+    g_last_error = "unexpected native error";
+    return TASP_ERR_STATE;
+  }
+}
+
+AtenTensorHandle handle(tasp_tensor t) { return static_cast<AtenTensorHandle>(t); }
+}  // namespace
+
+}  // namespace tasp
+
+using tasp::guarded;
+using tasp::handle;
+
+extern "C" {
+
+int tasp_init(const char* libtorch_dir) {
+  return guarded([&] { tasp::init_torch(libtorch_dir); });
+}
+
+const char* tasp_flavor(void) { return TASP_FLAVOR_NAME; }
+
+const char* tasp_version(void) { return TASP_VERSION; }
+
+const char* tasp_last_error(void) { return tasp::g_last_error.c_str(); }
+
+int tasp_attention_forward(tasp_tensor q, tasp_tensor k, tasp_tensor v, int causal, int has_scale, double scale,
+                           tasp_tensor* out, tasp_tensor* lse, int* backend) {
+  return guarded([&] {
+    if (out == nullptr || lse == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "attention: null output pointer");
+    tasp::AttentionResult r =
+        tasp::attention_forward(handle(q), handle(k), handle(v), causal != 0, has_scale ? &scale : nullptr);
+    if (backend != nullptr) *backend = r.backend;
+    *out = r.out.release();
+    *lse = r.lse.release();
+  });
+}
+
+int tasp_attention_backward(tasp_tensor dout, tasp_tensor q, tasp_tensor k, tasp_tensor v, tasp_tensor out,
+                            tasp_tensor lse, int causal, int has_scale, double scale, tasp_tensor* dq,
+                            tasp_tensor* dk, tasp_tensor* dv) {
+  return guarded([&] {
+    if (dq == nullptr || dk == nullptr || dv == nullptr) {
+      tasp::fail(TASP_ERR_ARGUMENT, "attention backward: null output pointer");
+    }
+    tasp::AttentionGrads g = tasp::attention_backward(handle(dout), handle(q), handle(k), handle(v), handle(out),
+                                                      handle(lse), causal != 0, has_scale ? &scale : nullptr);
+    *dq = g.dq.release();
+    *dk = g.dk.release();
+    *dv = g.dv.release();
+  });
+}
+
+int tasp_merge_partial(tasp_tensor acc_out, tasp_tensor acc_lse, tasp_tensor block_out, tasp_tensor block_lse) {
+  return guarded([&] { tasp::merge_partial(handle(acc_out), handle(acc_lse), handle(block_out), handle(block_lse)); });
+}
+
+int tasp_cast(tasp_tensor t, int dtype, tasp_tensor* out) {
+  return guarded([&] {
+    if (out == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "cast: null output pointer");
+    *out = tasp::cast(handle(t), dtype).release();
+  });
+}
+
+int tasp_dtype(tasp_tensor t, int* dtype) {
+  return guarded([&] {
+    if (dtype == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "dtype: null output pointer");
+    *dtype = tasp::dtype_code(handle(t));
+  });
+}
+
+int tasp_tensor_free(tasp_tensor t) {
+  return guarded([&] {
+    if (t != nullptr) tasp::check_torch(tasp::torch().delete_tensor(handle(t)), "aoti_torch_delete_tensor_object");
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,110 @@
+// JNI entry points of io.github.taspdjl.jni.TaspLibrary. Each calls the C API (tasp.h) and turns a
+// failure into a Java exception: IllegalArgumentException for bad input, TaspNativeException
+// (with the code) for everything else. Handles cross as jlong; the Java NDManager owns results.
+#include <jni.h>
+
+#include <string>
+
+#include "tasp.h"
+
+namespace {
+
+void throw_java(JNIEnv* env, int code, const char* context) {
+  std::string message = std::string(context) + ": " + tasp_last_error();
+  if (code == TASP_ERR_ARGUMENT) {
+    jclass cls = env->FindClass("java/lang/IllegalArgumentException");
+    if (cls != nullptr) env->ThrowNew(cls, message.c_str());
+    return;
+  }
+  jclass cls = env->FindClass("io/github/taspdjl/jni/TaspNativeException");
+  if (cls == nullptr) return;  // NoClassDefFoundError is pending
+  jmethodID ctor = env->GetMethodID(cls, "<init>", "(ILjava/lang/String;)V");
+  if (ctor == nullptr) return;
+  jstring jmsg = env->NewStringUTF(message.c_str());
+  jobject ex = env->NewObject(cls, ctor, static_cast<jint>(code), jmsg);
+  if (ex != nullptr) env->Throw(static_cast<jthrowable>(ex));
+}
+
+void* h(jlong v) { return reinterpret_cast<void*>(static_cast<intptr_t>(v)); }
+jlong j(void* p) { return static_cast<jlong>(reinterpret_cast<intptr_t>(p)); }
+
+jlongArray longs(JNIEnv* env, std::initializer_list<jlong> values) {
+  jlongArray a = env->NewLongArray(static_cast<jsize>(values.size()));
+  if (a != nullptr) env->SetLongArrayRegion(a, 0, static_cast<jsize>(values.size()), values.begin());
+  return a;
+}
+
+}  // namespace
+
+extern "C" {
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_init(JNIEnv* env, jclass, jstring libtorch_dir) {
+  const char* dir = libtorch_dir ? env->GetStringUTFChars(libtorch_dir, nullptr) : nullptr;
+  int rc = tasp_init(dir);
+  if (dir) env->ReleaseStringUTFChars(libtorch_dir, dir);
+  if (rc != TASP_OK) throw_java(env, rc, "tasp_init");
+}
+
+JNIEXPORT jstring JNICALL Java_io_github_taspdjl_jni_TaspLibrary_flavor(JNIEnv* env, jclass) {
+  return env->NewStringUTF(tasp_flavor());
+}
+
+JNIEXPORT jstring JNICALL Java_io_github_taspdjl_jni_TaspLibrary_version(JNIEnv* env, jclass) {
+  return env->NewStringUTF(tasp_version());
+}
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_attentionForward(JNIEnv* env, jclass, jlong q,
+                                                                                     jlong k, jlong v,
+                                                                                     jboolean causal,
+                                                                                     jboolean has_scale,
+                                                                                     jdouble scale) {
+  void* out = nullptr;
+  void* lse = nullptr;
+  int backend = 0;
+  int rc = tasp_attention_forward(h(q), h(k), h(v), causal, has_scale, scale, &out, &lse, &backend);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "attention forward");
+    return nullptr;
+  }
+  return longs(env, {j(out), j(lse), static_cast<jlong>(backend)});
+}
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_attentionBackward(
+    JNIEnv* env, jclass, jlong dout, jlong q, jlong k, jlong v, jlong out, jlong lse, jboolean causal,
+    jboolean has_scale, jdouble scale) {
+  void* dq = nullptr;
+  void* dk = nullptr;
+  void* dv = nullptr;
+  int rc = tasp_attention_backward(h(dout), h(q), h(k), h(v), h(out), h(lse), causal, has_scale, scale, &dq, &dk, &dv);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "attention backward");
+    return nullptr;
+  }
+  return longs(env, {j(dq), j(dk), j(dv)});
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_mergePartial(JNIEnv* env, jclass, jlong acc_out,
+                                                                           jlong acc_lse, jlong block_out,
+                                                                           jlong block_lse) {
+  int rc = tasp_merge_partial(h(acc_out), h(acc_lse), h(block_out), h(block_lse));
+  if (rc != TASP_OK) throw_java(env, rc, "merge");
+}
+
+JNIEXPORT jlong JNICALL Java_io_github_taspdjl_jni_TaspLibrary_cast(JNIEnv* env, jclass, jlong t, jint dtype) {
+  void* out = nullptr;
+  int rc = tasp_cast(h(t), dtype, &out);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "cast");
+    return 0;
+  }
+  return j(out);
+}
+
+JNIEXPORT jint JNICALL Java_io_github_taspdjl_jni_TaspLibrary_dtype(JNIEnv* env, jclass, jlong t) {
+  int dtype = -1;
+  int rc = tasp_dtype(h(t), &dtype);
+  if (rc != TASP_OK) throw_java(env, rc, "dtype");
+  return dtype;
+}
+
+}  // extern "C"

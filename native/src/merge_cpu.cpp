@@ -1,0 +1,81 @@
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "merge.h"
+
+namespace tasp {
+namespace {
+
+float bf16_to_float(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+float f16_to_float(uint16_t h) {
+  uint32_t sign = (h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalize
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while ((mant & 0x400u) == 0);
+      bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mant & 0x3ffu) << 13;
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | mant << 13;
+  } else {
+    bits = sign | (exp + 127 - 15) << 23 | mant << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+float load(const void* base, int64_t offset, MergeDtype dtype) {
+  switch (dtype) {
+    case MergeDtype::kFloat32:
+      return static_cast<const float*>(base)[offset];
+    case MergeDtype::kBFloat16:
+      return bf16_to_float(static_cast<const uint16_t*>(base)[offset]);
+    case MergeDtype::kFloat16:
+      return f16_to_float(static_cast<const uint16_t*>(base)[offset]);
+  }
+  return 0.0f;
+}
+
+}  // namespace
+
+void merge_cpu(const MergeArgs& m) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t b = 0; b < m.batch; ++b) {
+    for (int64_t h = 0; h < m.heads; ++h) {
+      for (int64_t s = 0; s < m.rows; ++s) {
+        int64_t row = (b * m.heads + h) * m.rows + s;
+        float block_lse = m.block_lse[b * m.block_lse_strides[0] + h * m.block_lse_strides[1] + s * m.block_lse_strides[2]];
+        if (block_lse == neg_inf) continue;  // the block saw no key for this row
+        float old_lse = m.acc_lse[row];
+        float hi = old_lse > block_lse ? old_lse : block_lse;
+        float lse = hi + std::log(std::exp(old_lse - hi) + std::exp(block_lse - hi));
+        float w_old = old_lse == neg_inf ? 0.0f : std::exp(old_lse - lse);
+        float w_new = std::exp(block_lse - lse);
+        float* acc = m.acc_out + row * m.dim;
+        int64_t base = b * m.block_out_strides[0] + h * m.block_out_strides[1] + s * m.block_out_strides[2];
+        for (int64_t d = 0; d < m.dim; ++d) {
+          acc[d] = w_old * acc[d] + w_new * load(m.block_out, base + d * m.block_out_strides[3], m.block_dtype);
+        }
+        m.acc_lse[row] = lse;
+      }
+    }
+  }
+}
+
+}  // namespace tasp

@@ -1,0 +1,206 @@
+package io.github.taspdjl.attention;
+
+import static org.testng.Assert.assertEquals;
+import static org.testng.Assert.assertTrue;
+import static org.testng.Assert.expectThrows;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import io.github.taspdjl.jni.NativeOps;
+import org.testng.annotations.AfterClass;
+import org.testng.annotations.BeforeClass;
+import org.testng.annotations.DataProvider;
+import org.testng.annotations.Test;
+
+/**
+ * Single-device attention through the native bridge against {@link ReferenceAttention} (DJL's own
+ * operations on the whole sequence): outputs, LSE, explicit backward and autograd.
+ */
+public class FlashAttentionTest {
+
+    private NDManager manager;
+
+    @BeforeClass
+    public void setUp() {
+        manager = NDManager.newBaseManager(Engine.getEngine("PyTorch").defaultDevice(), "PyTorch");
+        Engine.getEngine("PyTorch").setRandomSeed(1234);
+    }
+
+    @AfterClass
+    public void tearDown() {
+        manager.close();
+    }
+
+    @DataProvider
+    public Object[][] cases() {
+        // batch, q heads, kv heads, q length, kv length, head dim, causal, scale
+        return new Object[][] {
+            {2, 4, 4, 37, 37, 16, false, null},
+            {2, 4, 4, 37, 37, 16, true, null},
+            {1, 8, 4, 29, 53, 32, false, 0.3f},
+            {1, 8, 2, 41, 41, 8, true, null},
+            {3, 8, 1, 17, 5, 64, false, null},
+            {1, 2, 2, 1, 1, 4, true, 1.5f},
+        };
+    }
+
+    @Test(dataProvider = "cases")
+    public void forwardAndBackwardMatchReferenceInFloat32(
+            int b, int h, int hkv, int sq, int sk, int d, boolean causal, Float scale) {
+        try (NDManager m = manager.newSubManager()) {
+            Inputs in = Inputs.random(m, b, h, hkv, sq, sk, d, DataType.FLOAT32);
+            FlashAttention.Result ours = FlashAttention.forward(in.q, in.k, in.v, causal, scale);
+            assertEquals(ours.output().getShape(), in.q.getShape());
+            assertEquals(ours.output().getDataType(), DataType.FLOAT32);
+            assertEquals(ours.lse().getShape(), new Shape(b, h, sq));
+            assertEquals(ours.backend(), FlashAttention.Backend.CPU_FLASH);
+
+            Reference ref = Reference.of(in, causal, scale, DataType.FLOAT32);
+            assertClose(ours.output(), ref.out, 1e-5, "output");
+            assertClose(ours.lse(), ref.lse, 1e-5, "lse");
+
+            FlashAttention.Gradients g =
+                    FlashAttention.backward(in.dout, in.q, in.k, in.v, ours.output(), ours.lse(), causal, scale);
+            assertEquals(g.dk().getShape(), in.k.getShape());
+            assertClose(g.dq(), ref.dq, 1e-5, "dq");
+            assertClose(g.dk(), ref.dk, 1e-5, "dk");
+            assertClose(g.dv(), ref.dv, 1e-5, "dv");
+        }
+    }
+
+    @Test(dataProvider = "cases")
+    public void forwardAndBackwardMatchReferenceInHalfPrecision(
+            int b, int h, int hkv, int sq, int sk, int d, boolean causal, Float scale) {
+        for (DataType dt : new DataType[] {DataType.BFLOAT16, DataType.FLOAT16}) {
+            try (NDManager m = manager.newSubManager()) {
+                Inputs in = Inputs.random(m, b, h, hkv, sq, sk, d, dt);
+                FlashAttention.Result ours = FlashAttention.forward(in.q, in.k, in.v, causal, scale);
+                assertEquals(NativeOps.dataType(ours.output()), dt);
+                assertEquals(ours.lse().getDataType(), DataType.FLOAT32);
+                // The reference sees the same rounded inputs, computed in fp32.
+                Reference ref = Reference.of(in, causal, scale, DataType.FLOAT32);
+                assertRelative(ours.output(), ref.out, 1e-2, dt + " output");
+                assertRelative(ours.lse(), ref.lse, 1e-2, dt + " lse");
+                FlashAttention.Gradients g =
+                        FlashAttention.backward(in.dout, in.q, in.k, in.v, ours.output(), ours.lse(), causal, scale);
+                assertEquals(NativeOps.dataType(g.dq()), dt);
+                assertEquals(NativeOps.dataType(g.dk()), dt);
+                assertRelative(g.dq(), ref.dq, 1e-2, dt + " dq");
+                assertRelative(g.dk(), ref.dk, 1e-2, dt + " dk");
+                assertRelative(g.dv(), ref.dv, 1e-2, dt + " dv");
+            }
+        }
+    }
+
+    @Test
+    public void badInputIsAnIllegalArgumentExceptionNamingTheShapes() {
+        try (NDManager m = manager.newSubManager()) {
+            NDArray q = m.randomNormal(new Shape(2, 4, 8, 16));
+            NDArray k = m.randomNormal(new Shape(2, 2, 8, 16));
+            NDArray v = m.randomNormal(new Shape(2, 2, 8, 16));
+            assertMessage(() -> FlashAttention.forward(q.reshape(8, 8, 16), k, v, false), "4-D", "(8, 8, 16)");
+            assertMessage(() -> FlashAttention.forward(q, m.randomNormal(new Shape(3, 2, 8, 16)), m.randomNormal(
+                    new Shape(3, 2, 8, 16)), false), "batch sizes differ", "(3, 2, 8, 16)");
+            assertMessage(() -> FlashAttention.forward(q, m.randomNormal(new Shape(2, 2, 8, 8)), m.randomNormal(
+                    new Shape(2, 2, 8, 8)), false), "head dimensions differ", "(2, 2, 8, 8)");
+            assertMessage(() -> FlashAttention.forward(q, k, m.randomNormal(new Shape(2, 2, 9, 16)), false),
+                    "k and v", "(2, 2, 9, 16)");
+            assertMessage(() -> FlashAttention.forward(q, k.toType(DataType.FLOAT16, false),
+                    v.toType(DataType.FLOAT16, false), false), "dtypes differ", "float16");
+            assertMessage(() -> FlashAttention.forward(q.toType(DataType.FLOAT64, false),
+                    k.toType(DataType.FLOAT64, false), v.toType(DataType.FLOAT64, false), false),
+                    "not supported", "float64");
+            assertMessage(() -> FlashAttention.forward(q, m.randomNormal(new Shape(2, 3, 8, 16)), m.randomNormal(
+                    new Shape(2, 3, 8, 16)), false), "multiple of key/value heads", "(2, 3, 8, 16)");
+            assertMessage(() -> FlashAttention.forward(q, m.zeros(new Shape(2, 2, 0, 16)), m.zeros(
+                    new Shape(2, 2, 0, 16)), false), "zero-length", "(2, 2, 0, 16)");
+            assertMessage(() -> FlashAttention.forward(m.zeros(new Shape(2, 4, 0, 16)), k, v, false),
+                    "zero-length", "(2, 4, 0, 16)");
+            assertMessage(() -> FlashAttention.forward(q, m.randomNormal(new Shape(2, 2, 9, 16)), m.randomNormal(
+                    new Shape(2, 2, 9, 16)), true), "causal", "(2, 2, 9, 16)");
+            assertMessage(() -> FlashAttention.forward(q, k, v, false, -1f), "scale", "-1.0");
+            FlashAttention.Result r = FlashAttention.forward(q, k, v, false);
+            assertMessage(() -> FlashAttention.backward(r.output(), q, k, v, r.output(), r.lse().reshape(2, 4, 8, 1),
+                    false, null), "lse", "(2, 4, 8, 1)");
+        }
+    }
+
+    private static void assertMessage(Runnable call, String... parts) {
+        IllegalArgumentException e = expectThrows(IllegalArgumentException.class, call::run);
+        for (String p : parts) {
+            assertTrue(e.getMessage().contains(p), "message '" + e.getMessage() + "' should mention '" + p + "'");
+        }
+    }
+
+    static void assertClose(NDArray actual, NDArray expected, double tolerance, String what) {
+        NDArray a = actual.toType(DataType.FLOAT64, false);
+        NDArray e = expected.toType(DataType.FLOAT64, false);
+        assertEquals(a.getShape(), e.getShape(), what + " shape");
+        double err = a.sub(e).abs().max().getDouble();
+        assertTrue(err <= tolerance, what + ": max abs error " + err + " > " + tolerance);
+    }
+
+    static void assertRelative(NDArray actual, NDArray expected, double tolerance, String what) {
+        NDArray a = actual.toType(DataType.FLOAT64, false);
+        NDArray e = expected.toType(DataType.FLOAT64, false);
+        assertEquals(a.getShape(), e.getShape(), what + " shape");
+        double err = a.sub(e).abs().max().getDouble() / Math.max(e.abs().max().getDouble(), 1e-30);
+        assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
+    }
+
+    /** Random inputs in the dtype under test, plus an output gradient. */
+    static final class Inputs {
+        final NDArray q;
+        final NDArray k;
+        final NDArray v;
+        final NDArray dout;
+
+        private Inputs(NDArray q, NDArray k, NDArray v, NDArray dout) {
+            this.q = q;
+            this.k = k;
+            this.v = v;
+            this.dout = dout;
+        }
+
+        static Inputs random(NDManager m, int b, int h, int hkv, int sq, int sk, int d, DataType dt) {
+            return new Inputs(
+                    NativeOps.cast(m.randomNormal(new Shape(b, h, sq, d)), dt),
+                    NativeOps.cast(m.randomNormal(new Shape(b, hkv, sk, d)), dt),
+                    NativeOps.cast(m.randomNormal(new Shape(b, hkv, sk, d)), dt),
+                    NativeOps.cast(m.randomNormal(new Shape(b, h, sq, d)), dt));
+        }
+    }
+
+    /** Reference output, LSE and gradients (DJL autograd through {@link ReferenceAttention}). */
+    static final class Reference {
+        NDArray out;
+        NDArray lse;
+        NDArray dq;
+        NDArray dk;
+        NDArray dv;
+
+        static Reference of(Inputs in, boolean causal, Float scale, DataType math) {
+            Reference r = new Reference();
+            NDArray q = in.q.toType(math, true);
+            NDArray k = in.k.toType(math, true);
+            NDArray v = in.v.toType(math, true);
+            q.setRequiresGradient(true);
+            k.setRequiresGradient(true);
+            v.setRequiresGradient(true);
+            try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                ReferenceAttention.Result res = ReferenceAttention.compute(q, k, v, causal, scale);
+                r.out = res.output().stopGradient();
+                r.lse = res.lse().stopGradient();
+                gc.backward(res.output().mul(in.dout.toType(math, true)).sum());
+            }
+            r.dq = q.getGradient().duplicate();
+            r.dk = k.getGradient().duplicate();
+            r.dv = v.getGradient().duplicate();
+            return r;
+        }
+    }
+}
