@@ -66,7 +66,7 @@ final class NvmlDetector {
         try {
             nvml = Native.load("nvidia-ml", Nvml.class);
         } catch (UnsatisfiedLinkError e) {
-            throw new IllegalStateException("libnvidia-ml.so.1 not found (" + e.getMessage() + ")");
+            throw new IllegalStateException("libnvidia-ml.so.1 not found");
         }
         check(nvml.nvmlInit_v2(), "nvmlInit_v2");
         try {

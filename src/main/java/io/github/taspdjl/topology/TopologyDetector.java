@@ -182,7 +182,7 @@ public final class TopologyDetector {
                             : new IllegalArgumentException("topology file set by " + PROPERTY_FILE + "/" + ENV_FILE
                                     + " could not be read: " + e.getMessage(), e);
                 }
-                String reason = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+                String reason = shortReason(e);
                 attempts.add(new Attempt(s.name(), false, reason));
                 LOG.info("topology source {} failed: {}", s.name(), reason);
             }
@@ -190,6 +190,16 @@ public final class TopologyDetector {
         Topology cpu = Topology.virtualCpu(virtualRanks);
         LOG.info("no GPU found; using {} virtual CPU ranks", virtualRanks);
         return new Detection(cpu, attempts, false);
+    }
+
+    /** The first line of an exception's message, at most 200 characters: native errors are long. */
+    private static String shortReason(Throwable e) {
+        String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().strip();
+        int nl = m.indexOf('\n');
+        if (nl >= 0) {
+            m = m.substring(0, nl).strip();
+        }
+        return m.length() > 200 ? m.substring(0, 200) + "..." : m;
     }
 
     /** N for the CPU fallback from {@value #PROPERTY_RANKS} / {@value #ENV_RANKS}, default 8. */
