@@ -47,6 +47,87 @@ public final class Topology {
         }
     }
 
+    /** A topology whose fabric class is decided by {@link FabricClassifier}. */
+    public static Topology of(List<Device> devices, List<Link> links, List<Nic> nics, String source) {
+        return new Topology(devices, links, nics, FabricClassifier.classify(devices, links), source);
+    }
+
+    /** The same topology with another {@link #source()}. */
+    public Topology withSource(String newSource) {
+        return new Topology(devices, links, nics, fabric, newSource);
+    }
+
+    /**
+     * A cluster: {@code nodes} copies of a one-node topology, joined by {@link LinkKind#NET} links
+     * over NIC rails. Device {@code i} of node {@code k} gets index {@code k * m + i} (m devices per
+     * node). Rail-aligned: every GPU with a NIC (a NIC whose {@link Nic#nearestDevice()} is that
+     * GPU) gets a NET link to the GPU of the same local index on every other node, with count =
+     * its NICs and gbps = the smaller end's NIC bandwidth (NIC gbps, or {@code nicGbps} where a NIC's
+     * is unknown). A node without NICs is given one per GPU ("nic0", "nic1", ...) of {@code
+     * nicGbps}. GPUs without a NIC get no NET links: their traffic must go through a peer.
+     *
+     * @param node a one-node topology
+     * @param nodes number of nodes, at least 1
+     * @param nicGbps bandwidth of one NIC per direction, GB/s (400 Gb/s = 50)
+     */
+    public static Topology cluster(Topology node, int nodes, double nicGbps) {
+        if (node.nodeCount() != 1) {
+            throw new IllegalArgumentException("cluster needs a one-node topology, got " + node.nodeCount() + " nodes");
+        }
+        if (nodes < 1) {
+            throw new IllegalArgumentException("cluster needs at least 1 node, got " + nodes);
+        }
+        if (!(nicGbps > 0)) {
+            throw new IllegalArgumentException("NIC bandwidth must be positive, got " + nicGbps);
+        }
+        int m = node.deviceCount();
+        List<Nic> nodeNics = new ArrayList<>(node.nics());
+        if (nodeNics.isEmpty()) {
+            for (int i = 0; i < m; i++) {
+                nodeNics.add(new Nic("nic" + i, 0, i, nicGbps));
+            }
+        }
+        int[] railCount = new int[m];
+        double[] railGbps = new double[m];
+        for (Nic nic : nodeNics) {
+            Integer d = nic.nearestDevice();
+            if (d != null) {
+                railCount[d]++;
+                railGbps[d] += nic.gbps() > 0 ? nic.gbps() : nicGbps;
+            }
+        }
+        List<Device> devices = new ArrayList<>();
+        List<Link> links = new ArrayList<>();
+        List<Nic> nics = new ArrayList<>();
+        for (int k = 0; k < nodes; k++) {
+            int base = k * m;
+            for (Device d : node.devices()) {
+                devices.add(new Device(base + d.index(), d.name(), d.pciBusId(), d.numaNode(), d.memoryBytes(), k));
+            }
+            for (Link l : node.links()) {
+                links.add(new Link(base + l.from(), base + l.to(), l.kind(), l.count(), l.gbps(), l.pcieLevel()));
+            }
+            for (Nic nic : nodeNics) {
+                Integer d = nic.nearestDevice();
+                nics.add(new Nic(nic.name(), k, d == null ? null : base + d, nic.gbps() > 0 ? nic.gbps() : nicGbps));
+            }
+        }
+        for (int a = 0; a < nodes; a++) {
+            for (int b = 0; b < nodes; b++) {
+                if (a == b) {
+                    continue;
+                }
+                for (int i = 0; i < m; i++) {
+                    if (railCount[i] > 0) {
+                        links.add(new Link(a * m + i, b * m + i, LinkKind.NET, railCount[i], railGbps[i], null));
+                    }
+                }
+            }
+        }
+        String src = "cluster(" + nodes + "x " + node.source() + ")";
+        return nodes == 1 ? new Topology(devices, links, nics, node.fabric(), src) : of(devices, links, nics, src);
+    }
+
     /** N virtual ranks on the CPU, every pair joined by in-process copies: the default without GPUs. */
     public static Topology virtualCpu(int ranks) {
         if (ranks < 1) {
@@ -109,6 +190,50 @@ public final class Topology {
             }
         }
         return out;
+    }
+
+    /** Devices of one node, in index order. */
+    public List<Device> devicesOnNode(int node) {
+        return devices.stream().filter(d -> d.node() == node).toList();
+    }
+
+    /**
+     * Upper bound on what a device can send per direction at once, GB/s, summed over all its
+     * links. Links of one kind that share a port count once, at the fastest such link:
+     * NVSWITCH (all peers behind one switch share the GPU's NVLinks), PCIE (one x16 port), NET
+     * (one rail NIC set) and HOST_MEMORY. Direct NVLINK and XGMI links are separate wires and add
+     * up. Example: 8x H100 NVSwitch: 450 GB/s, though each of the 7 links also says 450; DGX-1 V100:
+     * 6 x 25 = 150 over NVLink plus 12 over PCIe.
+     */
+    public double egressGbps(int device) {
+        return portSum(linksFrom(device));
+    }
+
+    /** Like {@link #egressGbps(int)} for what a device can receive at once. */
+    public double ingressGbps(int device) {
+        List<Link> in = new ArrayList<>();
+        for (Link[] row : linkMatrix) {
+            if (row[device] != null) {
+                in.add(row[device]);
+            }
+        }
+        return portSum(in);
+    }
+
+    private static double portSum(List<Link> ls) {
+        double direct = 0;
+        double[] shared = new double[LinkKind.values().length];
+        for (Link l : ls) {
+            switch (l.kind()) {
+                case NVLINK, XGMI -> direct += l.gbps();
+                default -> shared[l.kind().ordinal()] = Math.max(shared[l.kind().ordinal()], l.gbps());
+            }
+        }
+        double sum = direct;
+        for (double s : shared) {
+            sum += s;
+        }
+        return sum;
     }
 
     /** Adjacency matrix: {@code [i][j]} is true when a link runs from i to j. */
