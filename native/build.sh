@@ -3,12 +3,14 @@
 #   <out>/<platform>/<flavor>/libtasp.so      (platform: linux-x86_64, linux-aarch64)
 # Called by Maven (exec-maven-plugin, phase process-classes); runnable by hand too:
 #   bash native/build.sh target/native-build target/classes/native/lib auto
-# Arguments: build folder, output folder, CUDA mode (auto | on | off), JDK home (for jni.h).
+# Arguments: build folder, output folder, CUDA mode (auto | on | off), JDK home (for jni.h),
+# version string.
 set -euo pipefail
 build="${1:?build folder}"
 out="${2:?output folder}"
 cuda="${3:-auto}"
 jdk="${4:-${JAVA_HOME:-}}"
+version="${5:-dev}"
 src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 case "$(uname -m)" in
@@ -25,7 +27,7 @@ build_flavor() {
   local flavor="$1"
   local dir="$build/$flavor"
   cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DTASP_FLAVOR="$flavor" \
-        -DTASP_JDK_HOME="$jdk" -Wno-dev > "$dir.configure.log" 2>&1 \
+        -DTASP_JDK_HOME="$jdk" -DTASP_VERSION="$version" -Wno-dev > "$dir.configure.log" 2>&1 \
     || { cat "$dir.configure.log" >&2; echo "[tasp-native] CMake configure failed for $flavor" >&2; return 1; }
   cmake --build "$dir" --parallel "$jobs" > "$dir.build.log" 2>&1 \
     || { cat "$dir.build.log" >&2; echo "[tasp-native] build failed for $flavor" >&2; return 1; }

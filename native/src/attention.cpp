@@ -78,7 +78,7 @@ Tensor expand_heads(AtenTensorHandle kv, const TensorInfo& ki, int64_t group) {
   Tensor out = empty({s[0], s[1] * group, s[2], s[3]}, ki.dtype, ki.device_type, ki.device_index);
   std::vector<int64_t> five = {s[0], s[1], group, s[2], s[3]};
   Tensor dst = view(out.get(), five, contiguous_strides(five), 0);
-  Tensor src = view(kv, five, {ki.strides[0], ki.strides[1], 0, ki.strides[2], ki.strides[3]}, ki.storage_offset);
+  Tensor src = view(kv, five, {ki.strides[0], ki.strides[1], 0, ki.strides[2], ki.strides[3]}, 0);
   copy_into(dst.get(), src.get());
   return out;
 }
@@ -92,10 +92,10 @@ Tensor reduce_heads(Tensor grad, int64_t group, bool cuda) {
   std::vector<int64_t> strides = {gi.strides[0], gi.strides[1] * group, gi.strides[2], gi.strides[3]};
   auto add = torch_fn<aoti_add_tensor_fn>(cuda ? "aoti_torch_cuda_add_Tensor" : "aoti_torch_cpu_add_Tensor", cuda);
   Tensor acc = empty(sizes, api.dtype_float32(), gi.device_type, gi.device_index);
-  Tensor first = view(grad.get(), sizes, strides, gi.storage_offset);
+  Tensor first = view(grad.get(), sizes, strides, 0);
   copy_into(acc.get(), first.get());
   for (int64_t r = 1; r < group; ++r) {
-    Tensor slice = view(grad.get(), sizes, strides, gi.storage_offset + r * gi.strides[1]);
+    Tensor slice = view(grad.get(), sizes, strides, r * gi.strides[1]);
     Tensor sum;
     check_torch(add(acc.get(), slice.get(), 1.0, sum.out()), "aoti_torch_add_Tensor");
     acc = std::move(sum);
@@ -105,15 +105,39 @@ Tensor reduce_heads(Tensor grad, int64_t group, bool cuda) {
   return result;
 }
 
-// Fused kernels want the last dimension dense; copy anything else once.
-Tensor dense_last_dim(AtenTensorHandle t, const TensorInfo& ti) {
-  if (ti.strides[3] == 1 || ti.sizes[3] == 1) {
-    Tensor alias = view(t, ti.sizes, ti.strides, ti.storage_offset);
-    return alias;
-  }
+// An operand handed to a kernel: the caller's tensor as it is, or a copy this code owns.
+class Operand {
+ public:
+  explicit Operand(AtenTensorHandle borrowed) : handle_(borrowed) {}
+  explicit Operand(Tensor owned) : owned_(std::move(owned)), handle_(owned_.get()) {}
+  AtenTensorHandle get() const { return handle_; }
+
+ private:
+  Tensor owned_;
+  AtenTensorHandle handle_;
+};
+
+// Whether a kernel can read t as it is: dense (B, H, S, D), or dense (B, S, H, D) seen through a
+// transpose (the layout the kernels themselves return). libtorch 2.7's CPU flash kernel gives
+// wrong results for other strides (for example a slice along the sequence), so those are copied.
+bool kernel_layout_ok(const TensorInfo& ti) {
+  const auto& z = ti.sizes;
+  if (ti.strides == contiguous_strides(z)) return true;
+  std::vector<int64_t> bshd = contiguous_strides({z[0], z[2], z[1], z[3]});
+  return ti.strides == std::vector<int64_t>{bshd[0], bshd[2], bshd[1], bshd[3]};
+}
+
+// An operand in a layout the kernels read correctly: the tensor itself, or one dense copy.
+Operand kernel_operand(AtenTensorHandle t, const TensorInfo& ti) {
+  if (kernel_layout_ok(ti)) return Operand(t);
   Tensor c = empty(ti.sizes, ti.dtype, ti.device_type, ti.device_index);
   copy_into(c.get(), t);
-  return c;
+  return Operand(std::move(c));
+}
+
+// Keys or values for a kernel that needs as many heads as the query has.
+Operand heads_for(AtenTensorHandle kv, const TensorInfo& ki, int64_t group) {
+  return group > 1 ? Operand(expand_heads(kv, ki, group)) : kernel_operand(kv, ki);
 }
 
 bool cuda_flash_fits(const Problem& p) {
@@ -136,12 +160,12 @@ AttentionResult attention_forward(AtenTensorHandle q, AtenTensorHandle k, AtenTe
                                   const double* scale) {
   Problem p = check_inputs(q, k, v, causal);
   double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(p.head_dim));
-  Tensor qd = dense_last_dim(q, p.q);
+  Operand qd = kernel_operand(q, p.q);
   AttentionResult r;
   if (!p.cuda) {
     // libtorch's CPU flash kernel needs equal head counts: expand k/v for grouped-query attention.
-    Tensor kx = p.group() > 1 ? expand_heads(k, p.k, p.group()) : dense_last_dim(k, p.k);
-    Tensor vx = p.group() > 1 ? expand_heads(v, p.v, p.group()) : dense_last_dim(v, p.v);
+    Operand kx = heads_for(k, p.k, p.group());
+    Operand vx = heads_for(v, p.v, p.group());
     auto fn = torch_fn<aoti_cpu_flash_fwd_fn>("aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu", false);
     check_torch(fn(qd.get(), kx.get(), vx.get(), 0.0, causal ? 1 : 0, nullptr, &s, r.out.out(), r.lse.out()),
                 "aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu");
@@ -150,8 +174,8 @@ AttentionResult attention_forward(AtenTensorHandle q, AtenTensorHandle k, AtenTe
   }
   if (cuda_flash_fits(p)) {
     // The CUDA flash kernel takes grouped-query attention as it is.
-    Tensor kd = dense_last_dim(k, p.k);
-    Tensor vd = dense_last_dim(v, p.v);
+    Operand kd = kernel_operand(k, p.k);
+    Operand vd = kernel_operand(v, p.v);
     auto fn = torch_fn<aoti_cuda_flash_fwd_fn>("aoti_torch_cuda__scaled_dot_product_flash_attention", true);
     Tensor cum_q, cum_k, seed, offset, debug;
     int64_t max_q = 0, max_k = 0;
@@ -162,16 +186,15 @@ AttentionResult attention_forward(AtenTensorHandle q, AtenTensorHandle k, AtenTe
     return r;
   }
   // fp32, or a head dimension flash does not take: the memory-efficient kernel (equal heads).
-  Tensor kx = p.group() > 1 ? expand_heads(k, p.k, p.group()) : dense_last_dim(k, p.k);
-  Tensor vx = p.group() > 1 ? expand_heads(v, p.v, p.group()) : dense_last_dim(v, p.v);
+  Operand kx = heads_for(k, p.k, p.group());
+  Operand vx = heads_for(v, p.v, p.group());
   auto fn = torch_fn<aoti_cuda_efficient_fwd_fn>("aoti_torch_cuda__scaled_dot_product_efficient_attention", true);
   Tensor padded_lse, seed, offset;
   check_torch(fn(qd.get(), kx.get(), vx.get(), nullptr, 1, 0.0, causal ? 1 : 0, &s, r.out.out(), padded_lse.out(),
                  seed.out(), offset.out()),
               "aoti_torch_cuda__scaled_dot_product_efficient_attention");
   TensorInfo li = info(padded_lse.get());
-  r.lse = view(padded_lse.get(), {li.sizes[0], li.sizes[1], p.q_len}, {li.strides[0], li.strides[1], li.strides[2]},
-               li.storage_offset);
+  r.lse = view(padded_lse.get(), {li.sizes[0], li.sizes[1], p.q_len}, {li.strides[0], li.strides[1], li.strides[2]}, 0);
   r.backend = TASP_BACKEND_CUDA_EFFICIENT;
   return r;
 }
@@ -191,13 +214,13 @@ AttentionGrads attention_backward(AtenTensorHandle dout, AtenTensorHandle q, Ate
   if (li.sizes != lse_shape) bad(p, "lse " + shape_string(li.sizes) + " must be " + shape_string(lse_shape));
   if (li.dtype != api.dtype_float32()) bad(p, "lse must be float32, got " + dtype_name(li.dtype));
   double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(p.head_dim));
-  Tensor qd = dense_last_dim(q, p.q);
-  Tensor od = dense_last_dim(out, oi);
-  Tensor dd = dense_last_dim(dout, di);
+  Operand qd = kernel_operand(q, p.q);
+  Operand od = kernel_operand(out, oi);
+  Operand dd = kernel_operand(dout, di);
   AttentionGrads g;
   if (!p.cuda) {
-    Tensor kx = p.group() > 1 ? expand_heads(k, p.k, p.group()) : dense_last_dim(k, p.k);
-    Tensor vx = p.group() > 1 ? expand_heads(v, p.v, p.group()) : dense_last_dim(v, p.v);
+    Operand kx = heads_for(k, p.k, p.group());
+    Operand vx = heads_for(v, p.v, p.group());
     auto fn = torch_fn<aoti_cpu_flash_bwd_fn>("aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu_backward",
                                               false);
     Tensor dk, dv;
@@ -209,8 +232,8 @@ AttentionGrads attention_backward(AtenTensorHandle dout, AtenTensorHandle q, Ate
     return g;
   }
   if (cuda_flash_fits(p)) {
-    Tensor kd = dense_last_dim(k, p.k);
-    Tensor vd = dense_last_dim(v, p.v);
+    Operand kd = kernel_operand(k, p.k);
+    Operand vd = kernel_operand(v, p.v);
     auto fn = torch_fn<aoti_cuda_flash_bwd_fn>("aoti_torch_cuda__scaled_dot_product_flash_attention_backward", true);
     // Dense (not variable-length) batches and no dropout: the sequence offsets and the RNG state
     // are undefined tensors, as the forward returns them.
@@ -221,8 +244,8 @@ AttentionGrads attention_backward(AtenTensorHandle dout, AtenTensorHandle q, Ate
                 "aoti_torch_cuda__scaled_dot_product_flash_attention_backward");
     return g;
   }
-  Tensor kx = p.group() > 1 ? expand_heads(k, p.k, p.group()) : dense_last_dim(k, p.k);
-  Tensor vx = p.group() > 1 ? expand_heads(v, p.v, p.group()) : dense_last_dim(v, p.v);
+  Operand kx = heads_for(k, p.k, p.group());
+  Operand vx = heads_for(v, p.v, p.group());
   // The memory-efficient backward reads LSE rows padded to a multiple of 32, as its forward made them.
   int64_t padded = (p.q_len + kEfficientLseAlign - 1) / kEfficientLseAlign * kEfficientLseAlign;
   Tensor lse_padded = empty({p.batch, p.q_heads, padded}, api.dtype_float32(), li.device_type, li.device_index);

@@ -196,10 +196,10 @@ Tensor empty(const std::vector<int64_t>& sizes, int32_t dtype, int32_t device_ty
 }
 
 Tensor view(AtenTensorHandle t, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides,
-            int64_t storage_offset) {
+            int64_t offset_increment) {
   Tensor v;
   check_torch(torch().reinterpret_tensor(t, static_cast<int64_t>(sizes.size()), sizes.data(), strides.data(),
-                                         storage_offset, v.out()),
+                                         offset_increment, v.out()),
               "aoti_torch__reinterpret_tensor");
   return v;
 }

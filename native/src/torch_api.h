@@ -88,9 +88,10 @@ std::string device_name(int32_t device_type, int32_t device_index);
 
 // New contiguous tensor of the given shape, dtype and device.
 Tensor empty(const std::vector<int64_t>& sizes, int32_t dtype, int32_t device_type, int32_t device_index);
-// View of `t` with other sizes/strides over the same storage.
+// View of `t` with other sizes/strides over the same storage, starting `offset_increment`
+// elements after t's own storage offset (the shim's _reinterpret_tensor adds the two).
 Tensor view(AtenTensorHandle t, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides,
-            int64_t storage_offset);
+            int64_t offset_increment);
 std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& sizes);
 
 }  // namespace tasp

@@ -9,7 +9,11 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = VersionCommand.Provider.class,
         description = "TASP sequence-parallel attention for DJL.",
-        subcommands = {VersionCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {
+            VersionCommand.class,
+            TopologyCommand.class,
+            CommandLine.HelpCommand.class
+        })
 public final class TaspCli implements Runnable {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
