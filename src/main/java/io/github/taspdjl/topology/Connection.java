@@ -5,8 +5,8 @@ package io.github.taspdjl.topology;
  * kind, the number of links and, for PCIe, the level. Parsers produce a matrix of these and {@link
  * TopologyAssembler} turns it into a {@link Topology}.
  *
- * @param kind NVLINK for any NV# cell (the assembler decides whether it is really a switch), XGMI
- *     or PCIE
+ * @param kind NVLINK for any NV# cell (the assembler decides whether it is really a switch),
+ *     NVSWITCH where the source knows it is a switch (NVML), XGMI or PCIE
  * @param count links (NV#, xGMI links); 1 for PCIe
  * @param pcieLevel level for PCIE, null otherwise
  */
