@@ -65,7 +65,7 @@ public final class SimulateCommand implements Callable<Integer> {
     @Option(names = "--causal", description = "Causal mask.")
     boolean causal;
 
-    @Option(names = "--chart", description = "Write speedup against sequence length (8k to 1M tokens) to this .png or .svg file.")
+    @Option(names = "--chart", description = "Write speedup against sequence length (1k to 1M tokens) to this .png or .svg file.")
     Path chart;
 
     /** Preset names for help and completion. */
@@ -87,7 +87,7 @@ public final class SimulateCommand implements Callable<Integer> {
             Simulation sim = new Simulation(topology, causal, CostModel.Parameters.defaults());
             print(out, sim, problem);
             if (chart != null) {
-                long[] lens = SpeedupChart.powersOfTwo(13, 20);
+                long[] lens = SpeedupChart.powersOfTwo(10, 20);
                 SpeedupChart.write(chart, title(topology, problem, causal), lens, sim.speedupCurves(problem, lens));
                 out.printf("chart: %s%n", chart);
             }

@@ -41,6 +41,11 @@ public final class Planner {
     /** Time the cycle search may take on a graph that is not complete. */
     static final Duration SEARCH_TIME = Duration.ofSeconds(2);
 
+    /** Decompositions are pure functions of their input and some take seconds: computed once per JVM. */
+    private static final java.util.Map<Integer, Optional<List<HamiltonianCycle>>> COMPLETE =
+            new java.util.concurrent.ConcurrentHashMap<>();
+    private static final java.util.Map<String, List<HamiltonianCycle>> SEARCHED = new java.util.concurrent.ConcurrentHashMap<>();
+
     private Planner() {}
 
     /** A plan for the topology; AUTO plans for {@link #DEFAULT_PROBLEM}. */
@@ -164,7 +169,7 @@ public final class Planner {
         boolean[][] adj = topology.adjacency();
         List<HamiltonianCycle> cycles;
         if (complete(adj)) {
-            Optional<List<HamiltonianCycle>> d = Decompositions.completeGraph(n);
+            Optional<List<HamiltonianCycle>> d = COMPLETE.computeIfAbsent(n, Decompositions::completeGraph);
             if (d.isEmpty()) {
                 notes.add("K*_" + n + " has no decomposition into " + (n - 1) + " Hamiltonian cycles (Tillson 1980);"
                         + " using the direct all-to-all schedule, which still uses every arc in every step");
@@ -172,7 +177,13 @@ public final class Planner {
             }
             cycles = d.get();
         } else {
-            cycles = Decompositions.maxDisjointCycles(adj, SEARCH_TIME);
+            String key = java.util.Arrays.deepToString(adj);
+            try {
+                cycles = SEARCHED.computeIfAbsent(key, k -> Decompositions.maxDisjointCycles(adj, SEARCH_TIME));
+            } catch (IllegalArgumentException e) {
+                notes.add("the cycle search cannot handle this graph (" + e.getMessage() + ")");
+                cycles = List.of();
+            }
             if (cycles.isEmpty()) {
                 notes.add("the link graph of " + topology + " has no Hamiltonian cycle that the search found;"
                         + " falling back to the ring 0..n-1, whose missing arcs the transport must route");
