@@ -14,7 +14,6 @@ import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -65,7 +64,7 @@ public final class SimulateCommand implements Callable<Integer> {
     @Option(names = "--causal", description = "Causal mask.")
     boolean causal;
 
-    @Option(names = "--chart", description = "Write speedup against sequence length (1k to 1M tokens) to this .png or .svg file.")
+    @Option(names = "--chart", description = "Write speedup against sequence length (1k, or the shortest length every plan can cut, to 1M tokens) to this .png or .svg file.")
     Path chart;
 
     /** Preset names for help and completion. */
@@ -87,7 +86,8 @@ public final class SimulateCommand implements Callable<Integer> {
             Simulation sim = new Simulation(topology, causal, CostModel.Parameters.defaults());
             print(out, sim, problem);
             if (chart != null) {
-                long[] lens = SpeedupChart.powersOfTwo(10, 20);
+                int lo = Math.max(10, 64 - Long.numberOfLeadingZeros(sim.minimumLength() - 1));
+                long[] lens = SpeedupChart.powersOfTwo(lo, Math.max(lo + 1, 20));
                 SpeedupChart.write(chart, title(topology, problem, causal), lens, sim.speedupCurves(problem, lens));
                 out.printf("chart: %s%n", chart);
             }
@@ -125,10 +125,5 @@ public final class SimulateCommand implements Callable<Integer> {
         }
         Simulation.Row best = sim.best(p);
         out.printf(Locale.ROOT, "auto picks: %s (%.2fx over %s)%n", best.label(), best.speedup(), rows.get(0).label());
-    }
-
-    /** For tests: the curves a chart would show. */
-    static Map<String, double[]> curves(Simulation sim, ProblemSize p, long[] lens) {
-        return sim.speedupCurves(p, lens);
     }
 }

@@ -47,6 +47,11 @@ public final class Simulation {
         return causal;
     }
 
+    /** Shortest sequence every candidate plan can cut (one token per piece). */
+    public long minimumLength() {
+        return plans.stream().mapToLong(p -> p.layout().minimumLength()).max().orElse(1);
+    }
+
     /** Every candidate's prediction for one problem; the baseline (ring) first. */
     public List<Row> compare(ProblemSize problem) {
         List<CostModel.Prediction> predictions = new ArrayList<>();
