@@ -1,0 +1,159 @@
+package io.github.taspdjl.cli;
+
+import io.github.taspdjl.plan.AttentionTask;
+import io.github.taspdjl.plan.Mask;
+import io.github.taspdjl.plan.Plan;
+import io.github.taspdjl.plan.PlanJson;
+import io.github.taspdjl.plan.PlanValidator;
+import io.github.taspdjl.plan.Planner;
+import io.github.taspdjl.plan.ProblemSize;
+import io.github.taspdjl.plan.Step;
+import io.github.taspdjl.plan.Strategy;
+import io.github.taspdjl.plan.Transfer;
+import io.github.taspdjl.plan.decompose.HamiltonianCycle;
+import io.github.taspdjl.topology.Topology;
+import io.github.taspdjl.topology.TopologyPresets;
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code tasp plan}: builds a plan for N ranks (on one node, every pair linked; or on U nodes joined by
+ * one NIC rail per GPU; or on a named preset) and prints the cycles, a per-step table and the validator's
+ * verdict, or the plan as JSON.
+ */
+@Command(name = "plan", mixinStandardHelpOptions = true,
+        description = {"Build a sequence-parallel attention plan and print its cycles, steps and the validator's verdict.",
+            "Without --preset the topology is N ranks with every pair linked, split over U nodes joined"
+                    + " rail by rail (400 Gb/s NIC per GPU) when --nodes is given."})
+public final class PlanCommand implements Callable<Integer> {
+
+    @Spec CommandSpec spec;
+
+    @Option(names = "--gpus", description = "Number of ranks in total (at least 1).")
+    Integer gpus;
+
+    @Option(names = "--nodes", defaultValue = "1", description = "Number of nodes the ranks are split over (default: ${DEFAULT-VALUE}).")
+    int nodes;
+
+    @Option(names = "--preset", description = "Plan for a named topology instead: ${COMPLETION-CANDIDATES}.",
+            completionCandidates = SimulateCommand.PresetNames.class)
+    String preset;
+
+    @Option(names = "--strategy", defaultValue = "tasp",
+            description = "ring|zigzag|tasp|tasp-causal|tasp-hier|direct|auto (default: ${DEFAULT-VALUE}).")
+    String strategy;
+
+    @Option(names = "--causal", description = "Causal mask (zigzag layout).")
+    boolean causal;
+
+    @Option(names = "--seq", defaultValue = "131072", description = "Sequence length AUTO plans for (default: ${DEFAULT-VALUE}).")
+    long seq;
+
+    @Option(names = "--json", description = "Print the plan as JSON.")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        try {
+            Topology topology = topology();
+            Strategy s = Strategy.fromName(strategy);
+            ProblemSize problem = Planner.DEFAULT_PROBLEM.withSeqLen(seq);
+            Plan plan = Planner.plan(topology, s, causal, problem);
+            if (json) {
+                out.println(PlanJson.toJson(plan));
+            } else {
+                print(out, topology, plan);
+            }
+            out.flush();
+            return PlanValidator.validate(plan).valid() ? 0 : 1;
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            err.println("tasp plan: " + e.getMessage());
+            err.flush();
+            return 2;
+        }
+    }
+
+    private Topology topology() {
+        if (preset != null) {
+            if (gpus != null) {
+                throw new IllegalArgumentException("give either --gpus or --preset, not both");
+            }
+            return TopologyPresets.get(preset);
+        }
+        if (gpus == null) {
+            throw new IllegalArgumentException("--gpus N (or --preset NAME) is required");
+        }
+        return uniform(gpus, nodes);
+    }
+
+    /** NIC bandwidth between nodes, GB/s per direction: one 400 Gb/s NIC per GPU. */
+    static final double NIC_GBPS = 50.0;
+
+    /**
+     * {@code gpus} ranks over {@code nodes} nodes: every pair on a node linked (in-process links), one NIC
+     * rail per GPU between nodes.
+     */
+    static Topology uniform(int gpus, int nodes) {
+        if (gpus < 1) {
+            throw new IllegalArgumentException("--gpus must be at least 1, got " + gpus);
+        }
+        if (nodes < 1 || gpus % nodes != 0) {
+            throw new IllegalArgumentException("--nodes must be at least 1 and divide --gpus " + gpus + ", got " + nodes);
+        }
+        Topology node = Topology.virtualCpu(gpus / nodes);
+        return nodes == 1 ? node : Topology.cluster(node, nodes, NIC_GBPS);
+    }
+
+    static void print(PrintWriter out, Topology topology, Plan plan) {
+        out.printf("plan: %s, %d rank(s), %s mask, layout %s%n", plan.strategy().cliName(), plan.worldSize(),
+                plan.causal() ? "causal" : "full", plan.layout());
+        out.printf("topology: %s%n", topology);
+        for (String note : plan.notes()) {
+            out.printf("note: %s%n", note);
+        }
+        out.printf("cycles: %d%n", plan.cycles().size());
+        for (int j = 0; j < plan.cycles().size(); j++) {
+            HamiltonianCycle c = plan.cycles().get(j);
+            StringBuilder sb = new StringBuilder();
+            for (int r : c.order()) {
+                sb.append(r).append(' ');
+            }
+            out.printf("  C%d (chunk %d): %s-> %d%n", j, j, sb, c.order()[0]);
+        }
+        out.printf("steps: %d (receive buffers: 2 x %d chunk(s); Lk = own chunk k, L* = own shard, Bb.p = buffer b position p)%n",
+                plan.steps().size(), plan.receiveBufferChunks());
+        for (Step step : plan.steps()) {
+            out.printf("step %d: %d transfer(s), %d attention task(s)%n", step.index(), step.transfers().size(),
+                    step.compute().size());
+            for (int r = 0; r < plan.worldSize(); r++) {
+                List<String> sends = new ArrayList<>();
+                List<String> recvs = new ArrayList<>();
+                List<String> tasks = new ArrayList<>();
+                for (Transfer t : step.transfers()) {
+                    if (t.src() == r) {
+                        sends.add("->" + t.dst() + " " + t.chunk() + " " + t.sendSlot());
+                    }
+                    if (t.dst() == r) {
+                        recvs.add("<-" + t.src() + " " + t.chunk() + " " + t.recvSlot());
+                    }
+                }
+                for (AttentionTask a : step.compute()) {
+                    if (a.rank() == r) {
+                        tasks.add("q" + a.queryBlock() + "*k" + a.kvBlock() + a.chunk() + (a.mask() == Mask.CAUSAL ? "c" : ""));
+                    }
+                }
+                out.printf("  r%-3d send [%s] recv [%s] attn [%s]%n", r, String.join(", ", sends), String.join(", ", recvs),
+                        String.join(" ", tasks));
+            }
+        }
+        out.printf("validator: %s%n", PlanValidator.validate(plan));
+    }
+}

@@ -1,0 +1,244 @@
+package io.github.taspdjl.plan;
+
+import io.github.taspdjl.plan.decompose.Decompositions;
+import io.github.taspdjl.plan.decompose.HamiltonianCycle;
+import io.github.taspdjl.topology.Device;
+import io.github.taspdjl.topology.Topology;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Builds plans. Every plan it returns has passed {@link PlanValidator}; every fallback is written to the
+ * plan's {@link Plan#notes()} and logged.
+ *
+ * <ul>
+ *   <li>{@link Strategy#RING}: one ring 0, 1, ..., n-1 on the contiguous layout. With a causal mask the plain
+ *       ring leaves rank n-1 about 2n-1 times the work of rank 0, so causal RING becomes ZIGZAG_RING.
+ *   <li>{@link Strategy#ZIGZAG_RING}: the same ring on the zigzag layout.
+ *   <li>{@link Strategy#TASP}: arc-disjoint Hamiltonian cycles of the topology's link graph, one KV chunk per
+ *       cycle. Complete graph: the n-1 cycles of K*_n; for n = 4 and 6, which have none, the direct
+ *       schedule. Other graphs: the most disjoint cycles a bounded search finds; none: the ring. Causal TASP
+ *       becomes TASP_CAUSAL.
+ *   <li>{@link Strategy#TASP_CAUSAL}: the same on the zigzag layout.
+ *   <li>{@link Strategy#TASP_HIERARCHICAL}: u nodes of m GPUs: m rings of intra-node Hamiltonian paths
+ *       chained over the NIC rails, where they exist; else flat TASP. Contiguous or zigzag layout by mask.
+ *   <li>{@link Strategy#DIRECT}: the direct all-to-all schedule, any n. Contiguous or zigzag by mask.
+ *   <li>{@link Strategy#AUTO}: the candidate the {@link CostModel} predicts fastest for the problem.
+ * </ul>
+ */
+public final class Planner {
+
+    private static final Logger LOG = LoggerFactory.getLogger(Planner.class);
+
+    /** Problem AUTO plans for when none is given: 128k tokens, 32 heads, 8 KV heads, d = 128, bf16. */
+    public static final ProblemSize DEFAULT_PROBLEM = new ProblemSize(1, 131072, 32, 8, 128, 2);
+
+    /** Time the cycle search may take on a graph that is not complete. */
+    static final Duration SEARCH_TIME = Duration.ofSeconds(2);
+
+    /** Decompositions are pure functions of their input and some take seconds: computed once per JVM. */
+    private static final java.util.Map<Integer, Optional<List<HamiltonianCycle>>> COMPLETE =
+            new java.util.concurrent.ConcurrentHashMap<>();
+    private static final java.util.Map<String, List<HamiltonianCycle>> SEARCHED = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private Planner() {}
+
+    /** A plan for the topology; AUTO plans for {@link #DEFAULT_PROBLEM}. */
+    public static Plan plan(Topology topology, Strategy strategy, boolean causal) {
+        return plan(topology, strategy, causal, DEFAULT_PROBLEM);
+    }
+
+    /** A plan for the topology; AUTO picks with the default {@link CostModel} for {@code problem}. */
+    public static Plan plan(Topology topology, Strategy strategy, boolean causal, ProblemSize problem) {
+        if (topology == null || strategy == null) {
+            throw new IllegalArgumentException("topology and strategy are required, got " + topology + " and " + strategy);
+        }
+        if (topology.deviceCount() < 1) {
+            throw new IllegalArgumentException("topology " + topology + " has no device to plan for");
+        }
+        Plan plan = strategy == Strategy.AUTO ? auto(topology, causal, problem) : build(topology, strategy, causal);
+        for (String note : plan.notes()) {
+            LOG.info("{}: {}", plan.strategy().cliName(), note);
+        }
+        return PlanValidator.requireValid(plan);
+    }
+
+    /**
+     * The distinct plans worth comparing for a topology and mask: ring (zigzag when causal), TASP, direct
+     * and, on several nodes, hierarchical TASP. Each is validated.
+     */
+    public static List<Plan> candidates(Topology topology, boolean causal) {
+        List<Plan> out = new ArrayList<>();
+        for (Strategy s : candidateStrategies(topology, causal)) {
+            out.add(PlanValidator.requireValid(build(topology, s, causal)));
+        }
+        return out;
+    }
+
+    /** The strategies {@link #candidates} builds, in that order (the ring baseline first). */
+    public static List<Strategy> candidateStrategies(Topology topology, boolean causal) {
+        List<Strategy> strategies = new ArrayList<>(List.of(causal ? Strategy.ZIGZAG_RING : Strategy.RING,
+                causal ? Strategy.TASP_CAUSAL : Strategy.TASP, Strategy.DIRECT));
+        if (topology.nodeCount() > 1) {
+            strategies.add(Strategy.TASP_HIERARCHICAL);
+        }
+        return strategies;
+    }
+
+    private static Plan auto(Topology topology, boolean causal, ProblemSize problem) {
+        CostModel model = CostModel.of(topology);
+        Plan best = null;
+        double bestTime = Double.POSITIVE_INFINITY;
+        List<String> scores = new ArrayList<>();
+        List<Strategy> strategies = candidateStrategies(topology, causal);
+        List<Plan> plans = candidates(topology, causal);
+        for (int i = 0; i < plans.size(); i++) {
+            Plan p = plans.get(i);
+            double t = model.predict(p, problem).totalSeconds();
+            scores.add(String.format(Locale.ROOT, "%s %.3f ms", label(strategies.get(i), p), t * 1e3));
+            if (t < bestTime) {
+                best = p;
+                bestTime = t;
+            }
+        }
+        return best.withNotes(List.of("auto picked " + best.strategy().cliName() + " for seq " + problem.seqLen() + " (predicted: "
+                + String.join(", ", scores) + ")"));
+    }
+
+    /** The requested strategy's name, plus what it became when it fell back, e.g. "tasp-hier->tasp". */
+    public static String label(Strategy requested, Plan p) {
+        return requested == p.strategy() ? requested.cliName() : requested.cliName() + "->" + p.strategy().cliName();
+    }
+
+    static Plan build(Topology topology, Strategy strategy, boolean causal) {
+        int n = topology.deviceCount();
+        List<String> notes = new ArrayList<>();
+        switch (strategy) {
+            case RING:
+                if (causal) {
+                    notes.add("a plain ring under a causal mask gives rank n-1 about 2n-1 times the work of rank 0;"
+                            + " using the zigzag layout (zigzag)");
+                    return ring(Strategy.ZIGZAG_RING, true, SequenceLayout.Kind.ZIGZAG, n, notes);
+                }
+                return ring(Strategy.RING, false, SequenceLayout.Kind.CONTIGUOUS, n, notes);
+            case ZIGZAG_RING:
+                return ring(Strategy.ZIGZAG_RING, causal, SequenceLayout.Kind.ZIGZAG, n, notes);
+            case TASP:
+                if (causal) {
+                    notes.add("tasp is the full-mask variant; a causal mask needs the zigzag layout: using tasp-causal");
+                    return tasp(topology, Strategy.TASP_CAUSAL, true, SequenceLayout.Kind.ZIGZAG, notes);
+                }
+                return tasp(topology, Strategy.TASP, false, SequenceLayout.Kind.CONTIGUOUS, notes);
+            case TASP_CAUSAL:
+                return tasp(topology, Strategy.TASP_CAUSAL, causal, SequenceLayout.Kind.ZIGZAG, notes);
+            case TASP_HIERARCHICAL:
+                return hierarchical(topology, causal, notes);
+            case DIRECT:
+                return Schedules.direct(Strategy.DIRECT, causal, kindFor(causal), n, notes);
+            default:
+                throw new IllegalArgumentException("strategy " + strategy + " is not a concrete schedule");
+        }
+    }
+
+    private static SequenceLayout.Kind kindFor(boolean causal) {
+        return causal ? SequenceLayout.Kind.ZIGZAG : SequenceLayout.Kind.CONTIGUOUS;
+    }
+
+    private static Plan ring(Strategy s, boolean causal, SequenceLayout.Kind kind, int n, List<String> notes) {
+        List<HamiltonianCycle> cycles = new ArrayList<>();
+        if (n > 1) {
+            int[] order = new int[n];
+            for (int i = 0; i < n; i++) {
+                order[i] = i;
+            }
+            cycles.add(new HamiltonianCycle(order));
+        }
+        return Schedules.cycles(s, causal, kind, n, cycles, notes);
+    }
+
+    private static Plan tasp(Topology topology, Strategy s, boolean causal, SequenceLayout.Kind kind, List<String> notes) {
+        int n = topology.deviceCount();
+        if (n == 1) {
+            return Schedules.cycles(s, causal, kind, 1, List.of(), notes);
+        }
+        boolean[][] adj = topology.adjacency();
+        List<HamiltonianCycle> cycles;
+        if (complete(adj)) {
+            Optional<List<HamiltonianCycle>> d = COMPLETE.computeIfAbsent(n, Decompositions::completeGraph);
+            if (d.isEmpty()) {
+                notes.add("K*_" + n + " has no decomposition into " + (n - 1) + " Hamiltonian cycles (Tillson 1980);"
+                        + " using the direct all-to-all schedule, which still uses every arc in every step");
+                return Schedules.direct(s, causal, kind, n, notes);
+            }
+            cycles = d.get();
+        } else {
+            String key = java.util.Arrays.deepToString(adj);
+            try {
+                cycles = SEARCHED.computeIfAbsent(key, k -> Decompositions.maxDisjointCycles(adj, SEARCH_TIME));
+            } catch (IllegalArgumentException e) {
+                notes.add("the cycle search cannot handle this graph (" + e.getMessage() + ")");
+                cycles = List.of();
+            }
+            if (cycles.isEmpty()) {
+                notes.add("the link graph of " + topology + " has no Hamiltonian cycle that the search found;"
+                        + " falling back to the ring 0..n-1, whose missing arcs the transport must route");
+                return ring(kind == SequenceLayout.Kind.ZIGZAG ? Strategy.ZIGZAG_RING : Strategy.RING, causal, kind, n, notes);
+            }
+            if (cycles.size() < n - 1) {
+                notes.add("the link graph is not complete: " + cycles.size() + " arc-disjoint Hamiltonian cycle(s) of at most "
+                        + (n - 1) + "; each rank's key/values are cut into " + cycles.size() + " chunk(s)");
+            }
+        }
+        Decompositions.verify(cycles, adj);
+        return Schedules.cycles(s, causal, kind, n, cycles, notes);
+    }
+
+    private static Plan hierarchical(Topology topology, boolean causal, List<String> notes) {
+        Strategy flat = causal ? Strategy.TASP_CAUSAL : Strategy.TASP;
+        int n = topology.deviceCount();
+        int u = topology.nodeCount();
+        if (u < 2) {
+            notes.add("tasp-hier needs several nodes and " + topology + " has one; using flat " + flat.cliName());
+            return tasp(topology, flat, causal, kindFor(causal), notes);
+        }
+        int m = topology.devicesOnNode(0).size();
+        for (Device d : topology.devices()) {
+            if (m == 0 || n != m * u || d.node() != d.index() / m) {
+                notes.add("tasp-hier needs u nodes of m GPUs numbered node*m+local, which " + topology
+                        + " is not; using flat " + flat.cliName());
+                return tasp(topology, flat, causal, kindFor(causal), notes);
+            }
+        }
+        Optional<List<HamiltonianCycle>> h = Decompositions.hierarchical(m, u);
+        if (h.isEmpty()) {
+            notes.add("no rail-aligned hierarchical rings exist for " + u + " node(s) of " + m
+                    + " GPUs (none for m = 3 or 5, nor m = 2 with odd u); using flat " + flat.cliName());
+            return tasp(topology, flat, causal, kindFor(causal), notes);
+        }
+        boolean[][] adj = topology.adjacency();
+        try {
+            Decompositions.verify(h.get(), adj);
+        } catch (RuntimeException e) {
+            notes.add("the hierarchical rings need arcs " + topology + " lacks (" + e.getMessage() + "); using flat "
+                    + flat.cliName());
+            return tasp(topology, flat, causal, kindFor(causal), notes);
+        }
+        return Schedules.cycles(Strategy.TASP_HIERARCHICAL, causal, kindFor(causal), n, h.get(), notes);
+    }
+
+    static boolean complete(boolean[][] adj) {
+        for (int i = 0; i < adj.length; i++) {
+            for (int j = 0; j < adj.length; j++) {
+                if (i != j && !adj[i][j]) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+}

@@ -1,0 +1,97 @@
+package io.github.taspdjl.cli;
+
+import static org.testng.Assert.assertEquals;
+import static org.testng.Assert.assertTrue;
+
+import com.google.gson.JsonParser;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import picocli.CommandLine;
+import org.testng.annotations.Test;
+
+/** {@code tasp plan} and {@code tasp simulate} through picocli, output captured. */
+public class PlanAndSimulateCommandTest {
+
+    private record Result(int code, String out, String err) {}
+
+    private static Result run(Object command, String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cl = new CommandLine(command);
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        int code = cl.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    @Test
+    public void planPrintsCyclesStepsAndVerdict() {
+        Result r = run(new PlanCommand(), "--gpus", "5", "--strategy", "tasp");
+        assertEquals(r.code(), 0, r.err());
+        assertTrue(r.out().contains("cycles: 4"), r.out());
+        assertTrue(r.out().contains("step 4: 0 transfer(s)"), r.out());
+        assertTrue(r.out().contains("validator: valid"), r.out());
+    }
+
+    @Test
+    public void planForFourGpusNamesTheDirectFallback() {
+        Result r = run(new PlanCommand(), "--gpus", "4", "--strategy", "tasp", "--causal");
+        assertEquals(r.code(), 0, r.err());
+        assertTrue(r.out().contains("direct all-to-all"), r.out());
+        assertTrue(r.out().contains("plan: tasp-causal"), r.out());
+    }
+
+    @Test
+    public void planJsonHasTheDocumentedTopLevelFields() {
+        Result r = run(new PlanCommand(), "--gpus", "16", "--nodes", "2", "--strategy", "tasp-hier", "--json");
+        assertEquals(r.code(), 0, r.err());
+        var o = JsonParser.parseString(r.out()).getAsJsonObject();
+        assertEquals(o.get("worldSize").getAsInt(), 16);
+        assertEquals(o.get("strategy").getAsString(), "tasp-hier");
+        assertEquals(o.getAsJsonArray("cycles").size(), 8);
+        assertEquals(o.getAsJsonArray("steps").size(), 16);
+    }
+
+    @Test
+    public void badPlanInputGivesClearErrors() {
+        Result zero = run(new PlanCommand(), "--gpus", "0");
+        assertEquals(zero.code(), 2);
+        assertTrue(zero.err().contains("--gpus must be at least 1, got 0"), zero.err());
+        Result unknown = run(new PlanCommand(), "--gpus", "4", "--strategy", "spiral");
+        assertEquals(unknown.code(), 2);
+        assertTrue(unknown.err().contains("unknown strategy 'spiral'"), unknown.err());
+        Result nodes = run(new PlanCommand(), "--gpus", "6", "--nodes", "4");
+        assertEquals(nodes.code(), 2);
+        assertTrue(nodes.err().contains("divide --gpus 6"), nodes.err());
+    }
+
+    @Test
+    public void simulatePrintsSpeedupsForAPreset() {
+        Result r = run(new SimulateCommand(), "--preset", "mi300x-xgmi-8", "--seq", "16384", "--heads", "32", "--kv-heads", "32",
+                "--head-dim", "128", "--batch", "1");
+        assertEquals(r.code(), 0, r.err());
+        assertTrue(r.out().contains("ring"), r.out());
+        assertTrue(r.out().matches("(?s).*tasp\\s+7\\s+8\\s.*"), r.out());
+        assertTrue(r.out().contains("auto picks: tasp"), r.out());
+        Result bad = run(new SimulateCommand(), "--preset", "nope", "--seq", "1024");
+        assertEquals(bad.code(), 2);
+        assertTrue(bad.err().contains("unknown topology preset 'nope'"), bad.err());
+    }
+
+    @Test
+    public void simulateWritesPngAndSvgCharts() throws Exception {
+        Path dir = Files.createTempDirectory("tasp-chart");
+        Path png = dir.resolve("s.png");
+        Path svg = dir.resolve("s.svg");
+        assertEquals(run(new SimulateCommand(), "--preset", "h100-nvswitch-8", "--seq", "65536", "--chart", png.toString()).code(), 0);
+        byte[] head = java.util.Arrays.copyOf(Files.readAllBytes(png), 4);
+        assertEquals(head, new byte[] {(byte) 0x89, 'P', 'N', 'G'});
+        Result r = run(new SimulateCommand(), "--preset", "mi300x-xgmi-8", "--seq", "65536", "--causal", "--chart", svg.toString());
+        assertEquals(r.code(), 0, r.err());
+        String text = Files.readString(svg, StandardCharsets.UTF_8);
+        assertTrue(text.startsWith("<svg") && text.contains("tasp-causal") && text.contains("speedup over ring"), text);
+    }
+}
