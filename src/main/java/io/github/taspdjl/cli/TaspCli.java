@@ -12,6 +12,8 @@ import picocli.CommandLine.Command;
         subcommands = {
             VersionCommand.class,
             TopologyCommand.class,
+            PlanCommand.class,
+            SimulateCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class TaspCli implements Runnable {
