@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# GPU check of the native library's single-device attention. Run from the repository root on a
+# machine with one NVIDIA GPU, nvcc, CMake and Python with PyTorch (headers included); no Java:
+#   bash gpu/run_gpu_checks.sh            # results in ./gpu-out
+#   OUT=/some/dir bash gpu/run_gpu_checks.sh
+# Steps: (a) machine and tool versions, (b) CUDA flavor of libtasp (C API only) and a check of
+# native/include/tasp_abi.h against torch's C shim headers, (c) gpu/check_attention.py.
+# Exit status: 0 when every step passed, 1 otherwise. Stages keep going after a failure.
+# Environment: OUT (results folder), PYTHON (default python3), CXX (for the ABI check, default
+# c++), TASP_GPU_BUILD (build folder; default a fresh temporary one), TASP_CHECK_ARGS (extra
+# arguments for check_attention.py, e.g. "--skip-timing" or "--quick").
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${OUT:-gpu-out}"
+mkdir -p "$out" && out="$(cd "$out" && pwd)"
+build="${TASP_GPU_BUILD:-$(mktemp -d "${TMPDIR:-/tmp}/tasp-gpu-build.XXXXXX")}"
+mkdir -p "$build"
+py="${PYTHON:-python3}"
+cxx="${CXX:-c++}"
+started=$SECONDS
+declare -a verdicts=()
+failed=0
+
+say() { echo "[$(date +%H:%M:%S) +$((SECONDS - started))s] [gpu-check] $*"; }
+verdict() {  # stage, status (pass|fail|skip), detail
+  verdicts+=("$(printf '%-6s %-22s %s' "$2" "$1" "$3")")
+  [[ "$2" == fail ]] && failed=1
+  say "$1: $2${3:+ ($3)}"
+}
+
+cd "$root" || exit 1
+say "repository $root; results in $out; build in $build"
+
+# ---- (a) machine and versions ----------------------------------------------------------------
+say "(a) machine and versions"
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi -L
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
+else
+  say "nvidia-smi not found"
+fi
+nvcc_path="$(command -v nvcc || true)"
+[[ -z "$nvcc_path" && -x /usr/local/cuda/bin/nvcc ]] && nvcc_path=/usr/local/cuda/bin/nvcc
+if [[ -n "$nvcc_path" ]]; then
+  export CUDACXX="$nvcc_path"
+  echo "nvcc: $nvcc_path: $("$nvcc_path" --version | tail -n 1)"
+else
+  echo "nvcc: not found"
+fi
+echo "cmake: $(cmake --version 2>/dev/null | head -n 1 || echo 'not found')"
+echo "c++: $("$cxx" --version 2>/dev/null | head -n 1 || echo "$cxx not found")"
+echo "python: $("$py" --version 2>&1)"
+torch_ok=0
+if timeout 120 "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda,
+  "available", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")'; then
+  torch_ok=1
+else
+  say "python cannot import torch"
+fi
+
+# ---- (b) build the CUDA flavor, C API only ----------------------------------------------------
+say "(b) building the CUDA flavor into $build"
+lib="$build/libtasp.so"
+rm -f "$lib"
+if [[ -z "$nvcc_path" ]]; then
+  verdict build fail "nvcc not found"
+elif timeout 300 cmake -S native -B "$build" -DCMAKE_BUILD_TYPE=Release -DTASP_FLAVOR=cuda -DTASP_WITH_JNI=OFF \
+        -Wno-dev >"$out/build.log" 2>&1 &&
+     timeout 300 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 4)" >>"$out/build.log" 2>&1 &&
+     [[ -f "$lib" ]]; then
+  verdict build pass "$lib"
+else
+  tail -n 40 "$out/build.log"
+  verdict build fail "see build.log"
+fi
+
+# ---- (b') tasp_abi.h against torch's C shim headers -------------------------------------------
+# Every function-pointer type of tasp_abi.h, with the libtorch functions looked up through it.
+abi_table=(
+  "aoti_int_getter_fn aoti_torch_dtype_float32 aoti_torch_dtype_float16 aoti_torch_dtype_bfloat16
+   aoti_torch_dtype_float64 aoti_torch_device_type_cpu aoti_torch_device_type_cuda"
+  "aoti_get_i32_fn aoti_torch_get_dtype aoti_torch_get_device_type aoti_torch_get_device_index"
+  "aoti_get_i64_fn aoti_torch_get_dim aoti_torch_get_storage_offset"
+  "aoti_get_i64_array_fn aoti_torch_get_sizes aoti_torch_get_strides"
+  "aoti_delete_tensor_fn aoti_torch_delete_tensor_object"
+  "aoti_new_uninitialized_tensor_fn aoti_torch_new_uninitialized_tensor"
+  "aoti_empty_strided_fn aoti_torch_empty_strided"
+  "aoti_reinterpret_tensor_fn aoti_torch__reinterpret_tensor"
+  "aoti_copy_fn aoti_torch_copy_"
+  "aoti_zero_fn aoti_torch_zero_"
+  "aoti_get_data_ptr_fn aoti_torch_get_data_ptr"
+  "aoti_cpu_flash_fwd_fn aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu"
+  "aoti_cpu_flash_bwd_fn aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu_backward"
+  "aoti_cuda_flash_fwd_fn aoti_torch_cuda__scaled_dot_product_flash_attention"
+  "aoti_cuda_flash_bwd_fn aoti_torch_cuda__scaled_dot_product_flash_attention_backward"
+  "aoti_cuda_efficient_fwd_fn aoti_torch_cuda__scaled_dot_product_efficient_attention"
+  "aoti_cuda_efficient_bwd_fn aoti_torch_cuda__scaled_dot_product_efficient_attention_backward"
+  "aoti_add_tensor_fn aoti_torch_cpu_add_Tensor aoti_torch_cuda_add_Tensor"
+  "aoti_get_current_cuda_stream_fn aoti_torch_get_current_cuda_stream"
+)
+
+abi_check() {
+  local dir="$build/abi" log="$out/abi_check.log"
+  mkdir -p "$dir"
+  : >"$log"
+  # The table must cover every typedef of tasp_abi.h and every shim function the sources name.
+  local listed typedefs used missing=""
+  listed=" $(printf '%s ' "${abi_table[@]}" | tr -s ' \n' '  ') "
+  typedefs="$(grep -o 'typedef [^;]*(\*[a-z0-9_]*_fn)' native/include/tasp_abi.h | grep -o '[a-z0-9_]*_fn' | sort -u)"
+  used="$(grep -oh '"aoti_torch_[A-Za-z0-9_]*"' native/src/* | tr -d '"' | sort -u)"
+  for name in $typedefs $used; do
+    [[ "$listed" == *" $name "* ]] || missing+=" $name"
+  done
+  [[ -n "$missing" ]] && echo "NOT IN THE CHECK TABLE (add them to run_gpu_checks.sh):$missing" | tee -a "$log"
+
+  local inc_lines inc root_inc="" flags=()
+  if ! inc_lines="$(timeout 120 "$py" -c 'import torch.utils.cpp_extension as c; print("\n".join(c.include_paths()))')"; then
+    echo "cannot get torch's include paths" | tee -a "$log"; return 1
+  fi
+  while IFS= read -r inc; do
+    [[ -n "$inc" ]] || continue
+    flags+=("-I$inc")
+    [[ -z "$root_inc" && -d "$inc/torch/csrc/inductor/aoti_torch" ]] && root_inc="$inc"
+  done <<<"$inc_lines"
+  if [[ -z "$root_inc" ]]; then
+    echo "torch/csrc/inductor/aoti_torch not found under: $inc_lines" | tee -a "$log"; return 1
+  fi
+  echo "torch include root: $root_inc" >>"$log"
+  local headers=() h
+  for h in torch/csrc/inductor/aoti_torch/c/shim.h torch/csrc/inductor/aoti_torch/generated/c_shim_cpu.h \
+           torch/csrc/inductor/aoti_torch/generated/c_shim_cuda.h; do
+    if [[ -f "$root_inc/$h" ]]; then headers+=("$h"); else echo "MISSING HEADER: $h (continuing without it)" | tee -a "$log"; fi
+  done
+  ((${#headers[@]})) || { echo "no shim header found" | tee -a "$log"; return 1; }
+
+  prelude() {  # extra header, if any
+    echo "#define USE_CUDA 1  // declares aoti_torch_get_current_cuda_stream"
+    echo "#include <type_traits>"
+    local x
+    for x in "${headers[@]}" ${1:+"$1"}; do echo "#include <$x>"; done
+    echo "#include \"tasp_abi.h\""
+  }
+  local compile=("$cxx" -std=c++17 -fsyntax-only "${flags[@]}" -Inative/include)
+  prelude >"$dir/base.cpp"
+  if ! "${compile[@]}" "$dir/base.cpp" >"$dir/base.err" 2>&1; then
+    { echo "torch's shim headers and tasp_abi.h do not compile together:"; head -n 60 "$dir/base.err"; } | tee -a "$log"
+    return 1
+  fi
+
+  # One translation unit per function, compiled in parallel, so one absent or mismatched
+  # function does not hide the others.
+  local row type rest fn where
+  declare -A fn_type=() fn_header=()
+  for row in "${abi_table[@]}"; do
+    read -r type rest <<<"$(echo $row)"
+    for fn in $rest; do
+      fn_type[$fn]="$type"
+      # Where torch declares it: one of the three headers above, or another one (included too).
+      where="$(cd "$root_inc" && grep -lw "$fn" "${headers[@]}" 2>/dev/null | head -n 1)"
+      [[ -n "$where" ]] || where="$(cd "$root_inc" && grep -rlw --include='*.h' "$fn" torch/csrc torch/headeronly \
+                                    2>/dev/null | head -n 1)"
+      fn_header[$fn]="$where"
+      [[ -n "$where" ]] || continue
+      { prelude "${fn_header[$fn]}"
+        echo "static_assert(std::is_same_v<decltype(&$fn), $type>, \"tasp_abi.h: $type does not match $fn\");"
+      } >"$dir/$fn.cpp"
+      "${compile[@]}" "$dir/$fn.cpp" >"$dir/$fn.err" 2>&1 &
+    done
+  done
+  wait
+  local ok=0 bad=0 absent=0 all="$dir/all.cpp" status
+  prelude >"$all"
+  for fn in $(printf '%s\n' "${!fn_type[@]}" | sort); do
+    type="${fn_type[$fn]}"
+    if [[ -z "${fn_header[$fn]}" ]]; then
+      status="ABSENT (not in torch's headers; the library resolves it lazily at run time)"; absent=$((absent + 1))
+    elif [[ ! -s "$dir/$fn.err" ]]; then
+      status="match"; ok=$((ok + 1))
+      echo "static_assert(std::is_same_v<decltype(&$fn), $type>, \"$type vs $fn\");" >>"$all"
+    elif grep -q 'static assert\|static_assert' "$dir/$fn.err"; then
+      status="MISMATCH (see below)"; bad=$((bad + 1))
+    else
+      status="ERROR (see below)"; bad=$((bad + 1))
+    fi
+    printf '%-70s %-34s %s\n' "$fn" "$type" "$status" >>"$log"
+    if [[ "$status" == MISMATCH* || "$status" == ERROR* ]]; then
+      { echo "---- $fn (declared in ${fn_header[$fn]}):"; grep -w -A24 "$fn" "$root_inc/${fn_header[$fn]}" | head -n 40
+        echo "---- compiler:"; head -n 30 "$dir/$fn.err"; } >>"$log"
+    fi
+  done
+  # All matching signatures in one translation unit, kept beside the results.
+  if "${compile[@]}" "$all" >"$dir/all.err" 2>&1; then
+    echo "combined translation unit ($ok static_asserts) compiles" >>"$log"
+  else
+    { echo "combined translation unit failed:"; head -n 30 "$dir/all.err"; } >>"$log"; bad=$((bad + 1))
+  fi
+  cp "$all" "$out/abi_check.cpp"
+  cat "$log"
+  abi_detail="$ok match, $bad mismatched or failed, $absent absent from the headers"
+  [[ -z "$missing" && $bad -eq 0 ]]
+}
+
+say "(b') checking native/include/tasp_abi.h against torch's C shim headers"
+abi_detail=""
+if ((torch_ok == 0)); then
+  verdict abi-check fail "torch not importable"
+elif ! command -v "$cxx" >/dev/null 2>&1; then
+  verdict abi-check fail "no C++ compiler ($cxx)"
+elif abi_check; then
+  verdict abi-check pass "$abi_detail"
+else
+  verdict abi-check fail "${abi_detail:-see abi_check.log}"
+fi
+
+# ---- (c) the attention checks -----------------------------------------------------------------
+say "(c) gpu/check_attention.py"
+rm -f "$out/summary.txt"
+if ((torch_ok == 0)); then
+  verdict attention fail "torch not importable"
+elif [[ ! -f "$lib" ]]; then
+  verdict attention fail "no library to check (build failed)"
+else
+  # shellcheck disable=SC2086
+  timeout 330 "$py" -u gpu/check_attention.py --lib "$lib" --out "$out" --no-summary ${TASP_CHECK_ARGS:-} \
+    2>&1 | tee "$out/checks.log"
+  rc=${PIPESTATUS[0]}
+  case $rc in
+    0) verdict attention pass "results.json" ;;
+    124) verdict attention fail "timed out after 330 s" ;;
+    *) verdict attention fail "exit $rc; see checks.log and results.json" ;;
+  esac
+fi
+
+# ---- summary, last ---------------------------------------------------------------------------
+echo
+say "done in $((SECONDS - started)) s; files in $out: $(cd "$out" && ls | tr '\n' ' ')"
+echo "== stages =="
+printf '  %s\n' "${verdicts[@]}"
+[[ -f "$out/summary.txt" ]] && cat "$out/summary.txt"
+echo "OVERALL: $([[ $failed -eq 0 ]] && echo PASS || echo FAIL)"
+exit "$failed"
