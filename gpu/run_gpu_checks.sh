@@ -101,22 +101,30 @@ abi_table=(
 )
 
 abi_check() {
+  local rc=0
+  : >"$out/abi_check.log"
+  abi_check_body || rc=1
+  cat "$out/abi_check.log"
+  return $rc
+}
+
+abi_check_body() {
   local dir="$build/abi" log="$out/abi_check.log"
   mkdir -p "$dir"
-  : >"$log"
   # The table must cover every typedef of tasp_abi.h and every shim function the sources name.
   local listed typedefs used missing=""
   listed=" $(printf '%s ' "${abi_table[@]}" | tr -s ' \n' '  ') "
   typedefs="$(grep -o 'typedef [^;]*(\*[a-z0-9_]*_fn)' native/include/tasp_abi.h | grep -o '[a-z0-9_]*_fn' | sort -u)"
-  used="$(grep -oh '"aoti_torch_[A-Za-z0-9_]*"' native/src/* | tr -d '"' | sort -u)"
+  # (names the sources look up: the literals on torch_fn<...>( and require( lines)
+  used="$(grep -h 'torch_fn<\|require(' native/src/* | grep -o '"aoti_torch_[A-Za-z0-9_]*"' | tr -d '"' | sort -u)"
   for name in $typedefs $used; do
     [[ "$listed" == *" $name "* ]] || missing+=" $name"
   done
-  [[ -n "$missing" ]] && echo "NOT IN THE CHECK TABLE (add them to run_gpu_checks.sh):$missing" | tee -a "$log"
+  [[ -n "$missing" ]] && echo "NOT IN THE CHECK TABLE (add them to run_gpu_checks.sh):$missing" >>"$log"
 
   local inc_lines inc root_inc="" flags=()
   if ! inc_lines="$(timeout 120 "$py" -c 'import torch.utils.cpp_extension as c; print("\n".join(c.include_paths()))')"; then
-    echo "cannot get torch's include paths" | tee -a "$log"; return 1
+    echo "cannot get torch's include paths" >>"$log"; return 1
   fi
   while IFS= read -r inc; do
     [[ -n "$inc" ]] || continue
@@ -124,27 +132,27 @@ abi_check() {
     [[ -z "$root_inc" && -d "$inc/torch/csrc/inductor/aoti_torch" ]] && root_inc="$inc"
   done <<<"$inc_lines"
   if [[ -z "$root_inc" ]]; then
-    echo "torch/csrc/inductor/aoti_torch not found under: $inc_lines" | tee -a "$log"; return 1
+    echo "torch/csrc/inductor/aoti_torch not found under: $inc_lines" >>"$log"; return 1
   fi
   echo "torch include root: $root_inc" >>"$log"
   local headers=() h
   for h in torch/csrc/inductor/aoti_torch/c/shim.h torch/csrc/inductor/aoti_torch/generated/c_shim_cpu.h \
            torch/csrc/inductor/aoti_torch/generated/c_shim_cuda.h; do
-    if [[ -f "$root_inc/$h" ]]; then headers+=("$h"); else echo "MISSING HEADER: $h (continuing without it)" | tee -a "$log"; fi
+    if [[ -f "$root_inc/$h" ]]; then headers+=("$h"); else echo "MISSING HEADER: $h (continuing without it)" >>"$log"; fi
   done
-  ((${#headers[@]})) || { echo "no shim header found" | tee -a "$log"; return 1; }
+  ((${#headers[@]})) || { echo "no shim header found" >>"$log"; return 1; }
 
-  prelude() {  # extra header, if any
+  prelude() {  # extra headers, if any
     echo "#define USE_CUDA 1  // declares aoti_torch_get_current_cuda_stream"
     echo "#include <type_traits>"
     local x
-    for x in "${headers[@]}" ${1:+"$1"}; do echo "#include <$x>"; done
+    for x in "${headers[@]}" "$@"; do echo "#include <$x>"; done
     echo "#include \"tasp_abi.h\""
   }
   local compile=("$cxx" -std=c++17 -fsyntax-only "${flags[@]}" -Inative/include)
   prelude >"$dir/base.cpp"
   if ! "${compile[@]}" "$dir/base.cpp" >"$dir/base.err" 2>&1; then
-    { echo "torch's shim headers and tasp_abi.h do not compile together:"; head -n 60 "$dir/base.err"; } | tee -a "$log"
+    { echo "torch's shim headers and tasp_abi.h do not compile together:"; head -n 60 "$dir/base.err"; } >>"$log"
     return 1
   fi
 
@@ -162,15 +170,19 @@ abi_check() {
                                     2>/dev/null | head -n 1)"
       fn_header[$fn]="$where"
       [[ -n "$where" ]] || continue
-      { prelude "${fn_header[$fn]}"
+      { prelude "$where"
         echo "static_assert(std::is_same_v<decltype(&$fn), $type>, \"tasp_abi.h: $type does not match $fn\");"
       } >"$dir/$fn.cpp"
       "${compile[@]}" "$dir/$fn.cpp" >"$dir/$fn.err" 2>&1 &
     done
   done
   wait
-  local ok=0 bad=0 absent=0 all="$dir/all.cpp" status
-  prelude >"$all"
+  local ok=0 bad=0 absent=0 all="$dir/all.cpp" status extra=()
+  for fn in "${!fn_header[@]}"; do
+    h="${fn_header[$fn]}"
+    [[ -n "$h" && " ${headers[*]} ${extra[*]} " != *" $h "* ]] && extra+=("$h")
+  done
+  prelude "${extra[@]}" >"$all"
   for fn in $(printf '%s\n' "${!fn_type[@]}" | sort); do
     type="${fn_type[$fn]}"
     if [[ -z "${fn_header[$fn]}" ]]; then
@@ -196,7 +208,6 @@ abi_check() {
     { echo "combined translation unit failed:"; head -n 30 "$dir/all.err"; } >>"$log"; bad=$((bad + 1))
   fi
   cp "$all" "$out/abi_check.cpp"
-  cat "$log"
   abi_detail="$ok match, $bad mismatched or failed, $absent absent from the headers"
   [[ -z "$missing" && $bad -eq 0 ]]
 }
