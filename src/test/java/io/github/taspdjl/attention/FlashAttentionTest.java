@@ -154,6 +154,31 @@ public class FlashAttentionTest {
         }
     }
 
+    @Test
+    public void inputsOnDifferentDevicesAreRejectedBeforeAnyNativeCall() {
+        try (NDManager m = manager.newSubManager()) {
+            NDArray q = m.randomNormal(new Shape(1, 2, 8, 16));
+            NDArray k = m.randomNormal(new Shape(1, 2, 8, 16));
+            // This machine has no GPU: a stand-in that only answers metadata calls plays the GPU array.
+            NDArray onGpu = (NDArray) java.lang.reflect.Proxy.newProxyInstance(NDArray.class.getClassLoader(),
+                    new Class<?>[] {NDArray.class}, (proxy, method, args) -> {
+                        switch (method.getName()) {
+                            case "getShape":
+                                return new Shape(1, 2, 8, 16);
+                            case "getDataType":
+                                return DataType.FLOAT32;
+                            case "getDevice":
+                                return ai.djl.Device.gpu(0);
+                            case "toString":
+                                return "stand-in GPU array";
+                            default:
+                                throw new AssertionError("unexpected call " + method.getName());
+                        }
+                    });
+            assertMessage(() -> FlashAttention.forward(q, k, onGpu, false), "different devices", "gpu(0)");
+        }
+    }
+
     private static void assertMessage(Runnable call, String... parts) {
         IllegalArgumentException e = expectThrows(IllegalArgumentException.class, call::run);
         for (String p : parts) {
