@@ -198,7 +198,9 @@ final class HierarchicalRings {
         List<String> seen = new ArrayList<>();
         SplittableRandom random = new SplittableRandom(m * 104729L);
         long deadline = System.nanoTime() + 1_000_000_000L;
-        while (System.nanoTime() < deadline && seen.size() < 6) {
+        int sinceNew = 0;
+        while (System.nanoTime() < deadline && seen.size() < 6 && sinceNew < 500) {
+            sinceNew++;
             int[][] paths = new PathSearch(m, random, deadline).run();
             if (paths == null) {
                 continue;
@@ -206,6 +208,7 @@ final class HierarchicalRings {
             PathDecomposition d = new PathDecomposition(paths);
             String type = cycleType(d.map());
             if (!seen.contains(type)) {
+                sinceNew = 0;
                 seen.add(type);
                 out.add(d);
                 out.add(d.reversed());

@@ -142,6 +142,14 @@ public class CycleSearchTest {
     }
 
     @Test
+    public void denseGraphBeyondTheEnumerationCapStillGivesValidCycles() {
+        boolean[][] k12 = Decompositions.completeAdjacency(12);
+        List<HamiltonianCycle> cycles = Decompositions.maxDisjointCycles(k12, Duration.ofSeconds(5));
+        assertTrue(!cycles.isEmpty() && cycles.size() <= 11, "got " + cycles.size());
+        CycleChecks.assertArcDisjointHamiltonian(cycles, 12, k12);
+    }
+
+    @Test
     public void verifyNamesTheProblem() {
         boolean[][] k4 = Decompositions.completeAdjacency(4);
         HamiltonianCycle c = new HamiltonianCycle(new int[] {0, 1, 2, 3});
