@@ -13,10 +13,14 @@ import java.util.List;
  * so phase two packs cycles slot by slot, one slot per unit of the root's out-capacity, each slot
  * taking a cycle that leaves by that arc and fits the remaining capacities, or nothing. Branch and
  * bound: stop at the upper bound (least in- or out-capacity of any vertex), and prune a branch that
- * cannot beat the best found. Exact when it finishes within the time bound (always, in practice, for
- * up to 16 vertices of low degree); otherwise it returns the best found so far.
+ * cannot beat the best found. Exact when it finishes within the time bound and stores at most
+ * {@link #MAX_STORED_CYCLES} cycles (always, in practice, for up to 16 vertices of low degree);
+ * otherwise it returns the best found so far.
  */
 final class CycleSearch {
+
+    /** Enumeration stops after this many cycles (memory), making the result best-effort. */
+    static final int MAX_STORED_CYCLES = 2_000_000;
 
     private final int n;
     private final int[][] capacity;
@@ -153,6 +157,7 @@ final class CycleSearch {
         int depth = 0;
         next[0] = 0;
         long steps = 0;
+        int stored = 0;
         while (depth >= 0) {
             if ((++steps & 0xFFFF) == 0 && System.nanoTime() > deadline) {
                 timedOut = true;
@@ -162,6 +167,11 @@ final class CycleSearch {
             if (depth == n - 1) {
                 if (capacity[x][root] > 0) {
                     groups.get(path[1]).add(path.clone());
+                    if (++stored >= MAX_STORED_CYCLES) {
+                        // Dense graphs have factorially many cycles: pack what was found.
+                        timedOut = true;
+                        return;
+                    }
                 }
                 visited &= ~(1 << x);
                 depth--;

@@ -63,6 +63,20 @@ public final class Decompositions {
         return result;
     }
 
+    /**
+     * {@link #completeGraph(int, Duration)} computed afresh, bypassing the cache: for benchmarks and
+     * tools that measure or re-check the construction itself.
+     */
+    public static Optional<List<HamiltonianCycle>> computeCompleteGraph(int n, Duration searchBound) {
+        if (n < 1) {
+            throw new IllegalArgumentException("rank count must be at least 1, got n=" + n);
+        }
+        if (searchBound == null || searchBound.isNegative()) {
+            throw new IllegalArgumentException("search bound must be non-negative, got " + searchBound);
+        }
+        return build(n, searchBound);
+    }
+
     private static Optional<List<HamiltonianCycle>> build(int n, Duration searchBound) {
         if (n % 2 == 1) {
             return Optional.of(List.copyOf(WaleckiDecomposition.cycles(n)));

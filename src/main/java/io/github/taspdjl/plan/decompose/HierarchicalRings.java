@@ -94,11 +94,11 @@ final class HierarchicalRings {
         PathDecomposition[] nodes = new PathDecomposition[u];
         int paired = 0;
         if (u % 2 == 1) {
-            PathDecomposition[] triple = oddTriple(pool, m);
-            if (triple == null) {
+            Optional<PathDecomposition[]> triple = TRIPLES.computeIfAbsent(m, k -> Optional.ofNullable(findTriple(k)));
+            if (triple.isEmpty()) {
                 return Optional.empty();
             }
-            System.arraycopy(triple, 0, nodes, 0, 3);
+            System.arraycopy(triple.get(), 0, nodes, 0, 3);
             paired = 3;
         }
         PathDecomposition d = pool.get(0);
@@ -109,6 +109,52 @@ final class HierarchicalRings {
         return Optional.of(assemble(nodes, m));
     }
 
+    /** Per m: three path decompositions whose maps compose to the identity (independent of u). */
+    private static final java.util.Map<Integer, Optional<PathDecomposition[]>> TRIPLES =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
+    private static PathDecomposition[] findTriple(int m) {
+        List<PathDecomposition> pool = pool(m);
+        if (pool.isEmpty()) {
+            return null;
+        }
+        PathDecomposition[] triple = oddTriple(pool, m);
+        // The maps from one decomposition of K*_(m+1) can all be odd permutations (m = 2 mod 4), and
+        // three odd maps never compose to the identity. Other decompositions of K*_(m+1) bring other
+        // maps: extend K*_m's decomposition along other rainbow paths (m not 4 or 6), or search path
+        // decompositions of K*_m directly (small m).
+        for (int seed = 1; triple == null && seed <= 40; seed++) {
+            List<PathDecomposition> more = extendedPool(m, seed);
+            if (more.isEmpty()) {
+                break;
+            }
+            pool.addAll(more);
+            triple = oddTriple(pool, m);
+        }
+        if (triple == null && m <= MAX_SEARCHED_M) {
+            pool.addAll(searchedPool(m));
+            triple = oddTriple(pool, m);
+        }
+        return triple;
+    }
+
+    /**
+     * Path decompositions from the decomposition of K*_(m+1) obtained by extending K*_m's along a
+     * random rainbow path (seeded), each vertex deleted in turn; empty where K*_m has none.
+     */
+    static List<PathDecomposition> extendedPool(int m, long seed) {
+        Optional<List<HamiltonianCycle>> base = Decompositions.completeGraph(m);
+        if (base.isEmpty() || m < 3) {
+            return new ArrayList<>();
+        }
+        int[][] colour = RainbowPathExtension.colours(base.get(), m);
+        Optional<int[]> path = RainbowPaths.search(colour, java.time.Duration.ofMillis(200), seed);
+        if (path.isEmpty()) {
+            return new ArrayList<>();
+        }
+        return deletions(RainbowPathExtension.extend(base.get(), path.get()), m);
+    }
+
     /** Path decompositions of K*_m from deleting each vertex of K*_(m+1)'s cycle decomposition. */
     static List<PathDecomposition> pool(int m) {
         Optional<List<HamiltonianCycle>> full = Decompositions.completeGraph(m + 1);
@@ -116,7 +162,12 @@ final class HierarchicalRings {
         if (full.isEmpty()) {
             return out;
         }
-        List<HamiltonianCycle> cycles = full.get();
+        return deletions(full.get(), m);
+    }
+
+    /** Each vertex w of a decomposition of K*_(m+1) deleted in turn, with the reverses. */
+    private static List<PathDecomposition> deletions(List<HamiltonianCycle> cycles, int m) {
+        List<PathDecomposition> out = new ArrayList<>();
         for (int w = m; w >= 0; w--) {
             int[][] paths = new int[m][];
             for (HamiltonianCycle c : cycles) {
@@ -133,6 +184,101 @@ final class HierarchicalRings {
             out.add(pd.reversed());
         }
         return out;
+    }
+
+    /** Largest m for which extra path decompositions are searched directly. */
+    static final int MAX_SEARCHED_M = 12;
+
+    /**
+     * Path decompositions of K*_m found by seeded randomized depth-first search, one per new cycle
+     * type of the start->end map (plus reverses), for up to a second.
+     */
+    static List<PathDecomposition> searchedPool(int m) {
+        List<PathDecomposition> out = new ArrayList<>();
+        List<String> seen = new ArrayList<>();
+        SplittableRandom random = new SplittableRandom(m * 104729L);
+        long deadline = System.nanoTime() + 1_000_000_000L;
+        int sinceNew = 0;
+        while (System.nanoTime() < deadline && seen.size() < 6 && sinceNew < 500) {
+            sinceNew++;
+            int[][] paths = new PathSearch(m, random, deadline).run();
+            if (paths == null) {
+                continue;
+            }
+            PathDecomposition d = new PathDecomposition(paths);
+            String type = cycleType(d.map());
+            if (!seen.contains(type)) {
+                sinceNew = 0;
+                seen.add(type);
+                out.add(d);
+                out.add(d.reversed());
+            }
+        }
+        return out;
+    }
+
+    /** One randomized attempt at a path decomposition of K*_m: path from GPU 0, then 1, ... */
+    private static final class PathSearch {
+        final int m;
+        final SplittableRandom random;
+        final long deadline;
+        final boolean[][] used;
+        final boolean[] isEnd;
+        final int[][] paths;
+        long nodes;
+
+        PathSearch(int m, SplittableRandom random, long deadline) {
+            this.m = m;
+            this.random = random;
+            this.deadline = deadline;
+            used = new boolean[m][m];
+            isEnd = new boolean[m];
+            paths = new int[m][m];
+        }
+
+        int[][] run() {
+            return path(0, 1, 1L) ? paths : null;
+        }
+
+        /** Extends path {@code s} at length {@code len} (visited set {@code mask}); then the next paths. */
+        private boolean path(int s, int len, long mask) {
+            if (++nodes > 200_000 || System.nanoTime() > deadline) {
+                return false;
+            }
+            if (s == m) {
+                return true;
+            }
+            int[] p = paths[s];
+            if (len == 1) {
+                p[0] = s;
+                mask = 1L << s;
+            }
+            int x = p[len - 1];
+            if (len == m) {
+                if (isEnd[x]) {
+                    return false;
+                }
+                isEnd[x] = true;
+                if (path(s + 1, 1, 0L)) {
+                    return true;
+                }
+                isEnd[x] = false;
+                return false;
+            }
+            int offset = random.nextInt(m);
+            for (int k = 0; k < m; k++) {
+                int y = (k + offset) % m;
+                if ((mask >> y & 1) == 0 && !used[x][y]) {
+                    used[x][y] = true;
+                    p[len] = y;
+                    if (path(s, len + 1, mask | 1L << y)) {
+                        return true;
+                    }
+                    used[x][y] = false;
+                }
+            }
+            return false;
+        }
     }
 
     private static PathDecomposition[] oddTriple(List<PathDecomposition> pool, int m) {

@@ -48,7 +48,7 @@ public class CompleteGraphDecompositionTest {
 
     @Test
     public void sizesTwoModFourUpTo128Decompose() {
-        for (int n = 10; n <= 62; n += 4) { // TODO widen to 128 once the stored table is generated
+        for (int n = 10; n <= 126; n += 4) {
             assertFullDecomposition(n);
         }
     }
@@ -56,9 +56,19 @@ public class CompleteGraphDecompositionTest {
     @Test
     public void everySizeFrom2To128ExceptFourAndSixDecomposes() {
         for (int n = 2; n <= 128; n++) {
-            if (n != 4 && n != 6 && (n % 4 == 0 || n % 2 == 1 || n < 64)) {
+            if (n != 4 && n != 6) {
                 assertFullDecomposition(n);
             }
+        }
+    }
+
+    @Test
+    public void storedTableCoversEveryTwoModFourSizeFrom10To126() {
+        for (int n = 10; n <= 126; n += 4) {
+            int[] path = StoredRainbowPaths.get(n);
+            assertTrue(path != null, "stored rainbow path for n=" + n);
+            int[][] colour = RainbowPathExtension.colours(WaleckiDecomposition.cycles(n - 1), n - 1);
+            assertEquals(RainbowPathExtension.rainbowProblem(colour, path), null, "n=" + n);
         }
     }
 
