@@ -117,14 +117,19 @@ class Operand {
   AtenTensorHandle handle_;
 };
 
-// Whether a kernel can read t as it is: dense (B, H, S, D), or dense (B, S, H, D) seen through a
-// transpose (the layout the kernels themselves return). libtorch 2.7's CPU flash kernel gives
-// wrong results for other strides (for example a slice along the sequence), so those are copied.
+// Whether a kernel can read t as it is: each batch element dense as (H, S, D), or as (S, H, D)
+// seen through a transpose (the layout the kernels return, and the executor's buffers); the batch
+// stride may be anything. libtorch 2.7's CPU flash kernel gives wrong results for other strides
+// (for example a (B, H, S, D) tensor sliced along the sequence), so those are copied once.
 bool kernel_layout_ok(const TensorInfo& ti) {
   const auto& z = ti.sizes;
-  if (ti.strides == contiguous_strides(z)) return true;
-  std::vector<int64_t> bshd = contiguous_strides({z[0], z[2], z[1], z[3]});
-  return ti.strides == std::vector<int64_t>{bshd[0], bshd[2], bshd[1], bshd[3]};
+  const auto& st = ti.strides;
+  // Each batch element dense as (H, S, D) or (S, H, D); the batch stride may be anything.
+  auto same = [&](int d, int64_t want) { return z[d] == 1 || st[d] == want; };
+  if (!same(3, 1)) return false;
+  bool hsd = same(2, z[3]) && same(1, z[2] * z[3]);
+  bool shd = same(1, z[3]) && same(2, z[1] * z[3]);
+  return hsd || shd;
 }
 
 // An operand in a layout the kernels read correctly: the tensor itself, or one dense copy.
