@@ -18,6 +18,7 @@ extern "C" {
 #define TASP_ERR_SYMBOL 2     // a libtorch function is missing from the loaded libtorch
 #define TASP_ERR_TORCH 3      // a libtorch call failed
 #define TASP_ERR_STATE 4      // not initialized, or a CUDA call on a CPU-only build
+#define TASP_ERR_GROUP 5      // the sequence-parallel group failed (a peer timed out or raised)
 
 // Backends, as reported by tasp_attention_forward.
 #define TASP_BACKEND_CPU_FLASH 1
@@ -50,10 +51,31 @@ TASP_API int tasp_attention_backward(tasp_tensor dout, tasp_tensor q, tasp_tenso
                             tasp_tensor* dk, tasp_tensor* dv);
 
 // Folds a partial result into an accumulator, in place, in fp32 (log-sum-exp merge):
-// acc_out (B, H, S, D) and acc_lse (B, H, S) fp32 contiguous; block_out any float dtype and
+// acc_out (B, H, S, D) (last dimension dense) and acc_lse (B, H, S) fp32; block_out any float dtype and
 // strides; block_lse fp32. Rows whose acc_lse is -inf are empty. On CUDA it runs on libtorch's
 // current stream.
 TASP_API int tasp_merge_partial(tasp_tensor acc_out, tasp_tensor acc_lse, tasp_tensor block_out, tasp_tensor block_lse);
+
+// ---- Sequence-parallel groups (in-process transport) -------------------------------------------
+// A group of `world_size` ranks in this process, one thread per rank. Every wait on a peer gives up
+// after timeout_ms and then fails the whole group: every rank's call returns TASP_ERR_GROUP with
+// the first failure's message. A failed group stays failed; destroy it and make a new one.
+typedef void* tasp_group;
+TASP_API int tasp_group_create(int world_size, int64_t timeout_ms, tasp_group* out);
+// Emulated fabric: transfers from src to dst take at least bytes / bytes_per_second (0: no limit).
+TASP_API int tasp_group_set_link_rate(tasp_group g, int src, int dst, double bytes_per_second);
+// Test hook: a silent rank posts no sends.
+TASP_API int tasp_group_set_silent(tasp_group g, int rank, int silent);
+TASP_API int tasp_group_fail(tasp_group g, const char* message);
+TASP_API int tasp_group_destroy(tasp_group g);
+
+// Runs one rank's lowered plan (see native/src/executor.h for the program format): q (B, Hq, Sq, D),
+// k, v (B, Hkv, Skv, D) are the rank's shard in the plan's local order. Returns the rank's output
+// (input dtype) and fp32 LSE; stats (may be NULL) gets 5 numbers: compute ms, comm ms, wait ms,
+// total ms, bytes sent.
+TASP_API int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t program_len, tasp_tensor q,
+                               tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
+                               tasp_tensor* lse, double* stats);
 
 // Element types for tasp_cast.
 #define TASP_DTYPE_FLOAT32 0

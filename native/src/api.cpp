@@ -2,6 +2,8 @@
 #include <string>
 
 #include "attention.h"
+#include "executor.h"
+#include "group.h"
 #include "errors.h"
 #include "tasp.h"
 #include "torch_api.h"
@@ -97,6 +99,55 @@ int tasp_dtype(tasp_tensor t, int* dtype) {
   return guarded([&] {
     if (dtype == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "dtype: null output pointer");
     *dtype = tasp::dtype_code(handle(t));
+  });
+}
+
+int tasp_group_create(int world_size, int64_t timeout_ms, tasp_group* out) {
+  return guarded([&] {
+    if (out == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "group: null output pointer");
+    *out = new tasp::Group(world_size, timeout_ms);
+  });
+}
+
+namespace {
+tasp::Group& group_of(tasp_group g) {
+  if (g == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "group: null group");
+  return *static_cast<tasp::Group*>(g);
+}
+}  // namespace
+
+int tasp_group_set_link_rate(tasp_group g, int src, int dst, double bytes_per_second) {
+  return guarded([&] { group_of(g).set_link_rate(src, dst, bytes_per_second); });
+}
+
+int tasp_group_set_silent(tasp_group g, int rank, int silent) {
+  return guarded([&] { group_of(g).set_silent(rank, silent != 0); });
+}
+
+int tasp_group_fail(tasp_group g, const char* message) {
+  return guarded([&] { group_of(g).fail(message ? message : "failed by the caller"); });
+}
+
+int tasp_group_destroy(tasp_group g) {
+  return guarded([&] { delete static_cast<tasp::Group*>(g); });
+}
+
+int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t program_len, tasp_tensor q,
+                      tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out, tasp_tensor* lse,
+                      double* stats) {
+  return guarded([&] {
+    if (out == nullptr || lse == nullptr || program == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "executor: null pointer");
+    tasp::RankResult r = tasp::rank_forward(group_of(g), rank, program, program_len, handle(q), handle(k), handle(v),
+                                            has_scale ? &scale : nullptr);
+    if (stats != nullptr) {
+      stats[0] = r.stats.compute_ms;
+      stats[1] = r.stats.comm_ms;
+      stats[2] = r.stats.wait_ms;
+      stats[3] = r.stats.total_ms;
+      stats[4] = static_cast<double>(r.stats.bytes_sent);
+    }
+    *out = r.out.release();
+    *lse = r.lse.release();
   });
 }
 

@@ -320,8 +320,8 @@ void merge_partial(AtenTensorHandle acc_out, AtenTensorHandle acc_lse, AtenTenso
   if (ao.dtype != api.dtype_float32() || al.dtype != api.dtype_float32() || bl.dtype != api.dtype_float32()) {
     fail(TASP_ERR_ARGUMENT, "merge: accumulators and block lse must be float32" + where());
   }
-  if (ao.strides != contiguous_strides(ao.sizes) || al.strides != contiguous_strides(al.sizes)) {
-    fail(TASP_ERR_ARGUMENT, "merge: accumulators must be contiguous" + where());
+  if (ao.strides[3] != 1 && ao.sizes[3] != 1) {
+    fail(TASP_ERR_ARGUMENT, "merge: the accumulator's last dimension must be dense" + where());
   }
   bool same_device = ao.device_type == al.device_type && ao.device_type == bo.device_type &&
                      ao.device_type == bl.device_type && ao.device_index == bo.device_index &&
@@ -334,6 +334,8 @@ void merge_partial(AtenTensorHandle acc_out, AtenTensorHandle acc_lse, AtenTenso
   m.dim = ao.sizes[3];
   for (int i = 0; i < 4; ++i) m.block_out_strides[i] = bo.strides[i];
   for (int i = 0; i < 3; ++i) m.block_lse_strides[i] = bl.strides[i];
+  for (int i = 0; i < 4; ++i) m.acc_out_strides[i] = ao.strides[i];
+  for (int i = 0; i < 3; ++i) m.acc_lse_strides[i] = al.strides[i];
   auto data = [](AtenTensorHandle t) {
     void* p = nullptr;
     check_torch(torch_fn<aoti_get_data_ptr_fn>("aoti_torch_get_data_ptr", false)(t, &p), "aoti_torch_get_data_ptr");

@@ -4,6 +4,7 @@
 #include <jni.h>
 
 #include <string>
+#include <vector>
 
 #include "tasp.h"
 
@@ -105,6 +106,57 @@ JNIEXPORT jint JNICALL Java_io_github_taspdjl_jni_TaspLibrary_dtype(JNIEnv* env,
   int rc = tasp_dtype(h(t), &dtype);
   if (rc != TASP_OK) throw_java(env, rc, "dtype");
   return dtype;
+}
+
+JNIEXPORT jlong JNICALL Java_io_github_taspdjl_jni_TaspLibrary_groupCreate(JNIEnv* env, jclass, jint world,
+                                                                          jlong timeout_ms) {
+  void* g = nullptr;
+  int rc = tasp_group_create(world, timeout_ms, &g);
+  if (rc != TASP_OK) throw_java(env, rc, "group create");
+  return j(g);
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_groupSetLinkRate(JNIEnv* env, jclass, jlong g, jint src,
+                                                                              jint dst, jdouble rate) {
+  int rc = tasp_group_set_link_rate(h(g), src, dst, rate);
+  if (rc != TASP_OK) throw_java(env, rc, "group link rate");
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_groupSetSilent(JNIEnv* env, jclass, jlong g, jint rank,
+                                                                            jboolean silent) {
+  int rc = tasp_group_set_silent(h(g), rank, silent);
+  if (rc != TASP_OK) throw_java(env, rc, "group silent");
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_groupFail(JNIEnv* env, jclass, jlong g, jstring message) {
+  const char* m = message ? env->GetStringUTFChars(message, nullptr) : nullptr;
+  int rc = tasp_group_fail(h(g), m);
+  if (m) env->ReleaseStringUTFChars(message, m);
+  if (rc != TASP_OK) throw_java(env, rc, "group fail");
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_groupDestroy(JNIEnv* env, jclass, jlong g) {
+  int rc = tasp_group_destroy(h(g));
+  if (rc != TASP_OK) throw_java(env, rc, "group destroy");
+}
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankForward(JNIEnv* env, jclass, jlong g, jint rank,
+                                                                               jlongArray program, jlong q, jlong k,
+                                                                               jlong v, jboolean has_scale,
+                                                                               jdouble scale, jdoubleArray stats) {
+  jsize n = env->GetArrayLength(program);
+  std::vector<int64_t> words(static_cast<size_t>(n));
+  env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
+  double st[5] = {0, 0, 0, 0, 0};
+  void* out = nullptr;
+  void* lse = nullptr;
+  int rc = tasp_rank_forward(h(g), rank, words.data(), n, h(q), h(k), h(v), has_scale, scale, &out, &lse, st);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "rank forward");
+    return nullptr;
+  }
+  if (stats != nullptr && env->GetArrayLength(stats) >= 5) env->SetDoubleArrayRegion(stats, 0, 5, st);
+  return longs(env, {j(out), j(lse)});
 }
 
 }  // extern "C"

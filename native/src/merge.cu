@@ -30,18 +30,19 @@ __global__ void merge_kernel(MergeArgs m, const T* block_out) {
   int64_t b = row / (m.rows * m.heads);
   float block_lse = m.block_lse[b * m.block_lse_strides[0] + h * m.block_lse_strides[1] + s * m.block_lse_strides[2]];
   if (block_lse == -INFINITY) return;
-  float old_lse = m.acc_lse[row];
+  float* acc_lse = m.acc_lse + b * m.acc_lse_strides[0] + h * m.acc_lse_strides[1] + s * m.acc_lse_strides[2];
+  float old_lse = *acc_lse;
   float hi = fmaxf(old_lse, block_lse);
   float lse = hi + logf(expf(old_lse - hi) + expf(block_lse - hi));
   float w_old = old_lse == -INFINITY ? 0.0f : expf(old_lse - lse);
   float w_new = expf(block_lse - lse);
-  float* acc = m.acc_out + row * m.dim;
+  float* acc = m.acc_out + b * m.acc_out_strides[0] + h * m.acc_out_strides[1] + s * m.acc_out_strides[2];
   int64_t base = b * m.block_out_strides[0] + h * m.block_out_strides[1] + s * m.block_out_strides[2];
   for (int64_t d = threadIdx.x; d < m.dim; d += blockDim.x) {
     acc[d] = w_old * acc[d] + w_new * to_float(block_out[base + d * m.block_out_strides[3]]);
   }
   __syncthreads();  // every thread read acc_lse's old value before it changes
-  if (threadIdx.x == 0) m.acc_lse[row] = lse;
+  if (threadIdx.x == 0) *acc_lse = lse;
 }
 
 void check_cuda(cudaError_t err, const char* what) {

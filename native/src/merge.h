@@ -10,10 +10,12 @@ enum class MergeDtype { kFloat32, kFloat16, kBFloat16 };
 
 struct MergeArgs {
   int64_t batch = 0, heads = 0, rows = 0, dim = 0;
-  float* acc_out = nullptr;        // (B, H, S, D) fp32, contiguous
-  float* acc_lse = nullptr;        // (B, H, S) fp32, contiguous
+  float* acc_out = nullptr;        // (B, H, S, D) fp32, last dimension dense
+  float* acc_lse = nullptr;        // (B, H, S) fp32
   const void* block_out = nullptr;  // (B, H, S, D), any strides, block_dtype
   const float* block_lse = nullptr;  // (B, H, S) fp32, any strides
+  int64_t acc_out_strides[4] = {0, 0, 0, 0};
+  int64_t acc_lse_strides[3] = {0, 0, 0};
   int64_t block_out_strides[4] = {0, 0, 0, 0};
   int64_t block_lse_strides[3] = {0, 0, 0};
   MergeDtype block_dtype = MergeDtype::kFloat32;

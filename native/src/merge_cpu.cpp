@@ -59,20 +59,20 @@ void merge_cpu(const MergeArgs& m) {
   for (int64_t b = 0; b < m.batch; ++b) {
     for (int64_t h = 0; h < m.heads; ++h) {
       for (int64_t s = 0; s < m.rows; ++s) {
-        int64_t row = (b * m.heads + h) * m.rows + s;
+        float* acc_lse = m.acc_lse + b * m.acc_lse_strides[0] + h * m.acc_lse_strides[1] + s * m.acc_lse_strides[2];
         float block_lse = m.block_lse[b * m.block_lse_strides[0] + h * m.block_lse_strides[1] + s * m.block_lse_strides[2]];
         if (block_lse == neg_inf) continue;  // the block saw no key for this row
-        float old_lse = m.acc_lse[row];
+        float old_lse = *acc_lse;
         float hi = old_lse > block_lse ? old_lse : block_lse;
         float lse = hi + std::log(std::exp(old_lse - hi) + std::exp(block_lse - hi));
         float w_old = old_lse == neg_inf ? 0.0f : std::exp(old_lse - lse);
         float w_new = std::exp(block_lse - lse);
-        float* acc = m.acc_out + row * m.dim;
+        float* acc = m.acc_out + b * m.acc_out_strides[0] + h * m.acc_out_strides[1] + s * m.acc_out_strides[2];
         int64_t base = b * m.block_out_strides[0] + h * m.block_out_strides[1] + s * m.block_out_strides[2];
         for (int64_t d = 0; d < m.dim; ++d) {
           acc[d] = w_old * acc[d] + w_new * load(m.block_out, base + d * m.block_out_strides[3], m.block_dtype);
         }
-        m.acc_lse[row] = lse;
+        *acc_lse = lse;
       }
     }
   }
