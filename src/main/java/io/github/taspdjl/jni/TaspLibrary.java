@@ -31,6 +31,22 @@ final class TaspLibrary {
     /** The dtype code (as for {@link #cast}) of a tensor, -1 for other types. */
     static native int dtype(long t);
 
+    /** A new in-process group; every wait on a peer gives up after {@code timeoutMs}. */
+    static native long groupCreate(int worldSize, long timeoutMs);
+
+    static native void groupSetLinkRate(long group, int src, int dst, double bytesPerSecond);
+
+    static native void groupSetSilent(long group, int rank, boolean silent);
+
+    static native void groupFail(long group, String message);
+
+    static native void groupDestroy(long group);
+
+    /** Runs one rank's program; returns {out, lse}; fills stats with 5 numbers. */
+    static native long[] rankForward(
+            long group, int rank, long[] program, long q, long k, long v, boolean hasScale, double scale,
+            double[] stats);
+
     /** In-place fp32 log-sum-exp merge of a partial result into an accumulator. */
     static native void mergePartial(long accOut, long accLse, long blockOut, long blockLse);
 }

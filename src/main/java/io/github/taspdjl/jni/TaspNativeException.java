@@ -12,6 +12,9 @@ public class TaspNativeException extends RuntimeException {
     /** Not initialized, or a CUDA operation on a CPU-only build. */
     public static final int STATE = 4;
 
+    /** The sequence-parallel group failed: a peer timed out or raised (the message says which). */
+    public static final int GROUP = 5;
+
     private final int code;
 
     public TaspNativeException(int code, String message) {

@@ -1,5 +1,7 @@
 package io.github.taspdjl.attention;
 
+import static io.github.taspdjl.NDAsserts.assertClose;
+import static io.github.taspdjl.NDAsserts.assertRelative;
 import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertTrue;
 import static org.testng.Assert.expectThrows;
@@ -184,22 +186,6 @@ public class FlashAttentionTest {
         for (String p : parts) {
             assertTrue(e.getMessage().contains(p), "message '" + e.getMessage() + "' should mention '" + p + "'");
         }
-    }
-
-    static void assertClose(NDArray actual, NDArray expected, double tolerance, String what) {
-        NDArray a = actual.toType(DataType.FLOAT64, false);
-        NDArray e = expected.toType(DataType.FLOAT64, false);
-        assertEquals(a.getShape(), e.getShape(), what + " shape");
-        double err = a.sub(e).abs().max().getDouble();
-        assertTrue(err <= tolerance, what + ": max abs error " + err + " > " + tolerance);
-    }
-
-    static void assertRelative(NDArray actual, NDArray expected, double tolerance, String what) {
-        NDArray a = actual.toType(DataType.FLOAT64, false);
-        NDArray e = expected.toType(DataType.FLOAT64, false);
-        assertEquals(a.getShape(), e.getShape(), what + " shape");
-        double err = a.sub(e).abs().max().getDouble() / Math.max(e.abs().max().getDouble(), 1e-30);
-        assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
     }
 
     /** Random inputs in the dtype under test, plus an output gradient. */

@@ -1,7 +1,7 @@
 package io.github.taspdjl.attention;
 
-import static io.github.taspdjl.attention.FlashAttentionTest.assertClose;
-import static io.github.taspdjl.attention.FlashAttentionTest.assertRelative;
+import static io.github.taspdjl.NDAsserts.assertClose;
+import static io.github.taspdjl.NDAsserts.assertRelative;
 import static org.testng.Assert.expectThrows;
 
 import ai.djl.engine.Engine;

@@ -1,0 +1,96 @@
+package io.github.taspdjl.attention;
+
+import ai.djl.ndarray.NDArray;
+import io.github.taspdjl.jni.NativeGroup;
+import io.github.taspdjl.jni.NativeOps;
+import io.github.taspdjl.plan.SequenceLayout;
+import io.github.taspdjl.runtime.RankProgram;
+import io.github.taspdjl.runtime.SequenceParallelGroup;
+import io.github.taspdjl.runtime.Sharding;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * TASP sequence-parallel attention: each rank holds part of the sequence (its queries, keys and
+ * values, in the plan's layout) and sees every other rank's keys and values over the plan's
+ * transfers, merging partial results by log-sum-exp in fp32. The result on each rank equals
+ * attention of its queries over the whole sequence.
+ *
+ * <p>Shapes as in {@link FlashAttention}: (B, H, S_local, D) queries, (B, Hkv, S_local, D) keys and
+ * values, float32/float16/bfloat16, grouped-query attention allowed. Any sequence length of at
+ * least the plan's minimum (one token per block piece) works.
+ */
+public final class TaspAttention {
+
+    private TaspAttention() {}
+
+    /** One rank's output (input dtype), fp32 LSE and timings. */
+    public record RankResult(NDArray output, NDArray lse, NativeGroup.RankStats stats) {}
+
+    /** The whole sequence's output and LSE, gathered in sequence order, with every rank's timings. */
+    public record Result(NDArray output, NDArray lse, List<NativeGroup.RankStats> stats) {}
+
+    /**
+     * Rank {@code rank}'s part of the forward. Every rank of the group must call this concurrently,
+     * each from its own thread, with the same mask, scale and sequence length.
+     *
+     * @param seqLen the length of the whole sequence (the sum over ranks of their local lengths)
+     */
+    public static RankResult forward(SequenceParallelGroup group, int rank, NDArray q, NDArray k, NDArray v,
+            boolean causal, Float scale, long seqLen) {
+        check(group, rank, q, k, v, causal, scale, seqLen);
+        NativeGroup.RankOutput r = group.forwardRank(rank, q, k, v, causal, scale, seqLen);
+        return new RankResult(r.output(), r.lse(), r.stats());
+    }
+
+    /**
+     * Attention over a whole sequence through the group: shards q, k, v (B, H, S, D) for the plan's
+     * layout, runs every rank on the group's threads and gathers the outputs in sequence order.
+     */
+    public static Result forward(SequenceParallelGroup group, NDArray q, NDArray k, NDArray v, boolean causal,
+            Float scale) {
+        NativeOps.checkAttention(q, k, v, causal, scale);
+        if (q.getShape().get(2) != k.getShape().get(2)) {
+            throw new IllegalArgumentException("sequence-parallel attention is self-attention over one sequence: q "
+                    + q.getShape() + " and k " + k.getShape() + " must have the same length");
+        }
+        long seqLen = q.getShape().get(2);
+        SequenceLayout layout = group.plan(causal).layout();
+        if (seqLen < layout.minimumLength()) {
+            throw new IllegalArgumentException("sequence length " + seqLen + " is shorter than the "
+                    + layout.minimumLength() + " tokens a " + group.plan(causal).strategy() + " plan over "
+                    + group.worldSize() + " ranks needs");
+        }
+        List<NDArray> qs = Sharding.shardAll(q, layout);
+        List<NDArray> ks = Sharding.shardAll(k, layout);
+        List<NDArray> vs = Sharding.shardAll(v, layout);
+        List<NativeGroup.RankOutput> outs = group.forwardAll(qs, ks, vs, causal, scale, seqLen);
+        List<NDArray> o = new ArrayList<>();
+        List<NDArray> l = new ArrayList<>();
+        List<NativeGroup.RankStats> stats = new ArrayList<>();
+        for (NativeGroup.RankOutput r : outs) {
+            o.add(r.output());
+            l.add(r.lse());
+            stats.add(r.stats());
+        }
+        return new Result(Sharding.gather(o, layout, seqLen), Sharding.gather(l, layout, seqLen), stats);
+    }
+
+    private static void check(SequenceParallelGroup group, int rank, NDArray q, NDArray k, NDArray v, boolean causal,
+            Float scale, long seqLen) {
+        if (rank < 0 || rank >= group.worldSize()) {
+            throw new IllegalArgumentException("rank " + rank + " outside a group of " + group.worldSize());
+        }
+        NativeOps.checkAttention(q, k, v, causal, scale);
+        SequenceLayout layout = group.plan(causal).layout();
+        if (seqLen < layout.minimumLength()) {
+            throw new IllegalArgumentException("sequence length " + seqLen + " is shorter than the "
+                    + layout.minimumLength() + " tokens this plan needs");
+        }
+        long expected = RankProgram.localTokens(layout, rank, seqLen);
+        if (q.getShape().get(2) != expected || k.getShape().get(2) != expected) {
+            throw new IllegalArgumentException("rank " + rank + " holds " + expected + " tokens of a " + seqLen
+                    + "-token sequence in this plan, got q " + q.getShape() + ", k " + k.getShape());
+        }
+    }
+}

@@ -1,0 +1,242 @@
+package io.github.taspdjl.runtime;
+
+import io.github.taspdjl.plan.AttentionTask;
+import io.github.taspdjl.plan.ChunkId;
+import io.github.taspdjl.plan.Mask;
+import io.github.taspdjl.plan.Plan;
+import io.github.taspdjl.plan.SequenceLayout;
+import io.github.taspdjl.plan.Slot;
+import io.github.taspdjl.plan.Step;
+import io.github.taspdjl.plan.Transfer;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Lowers a {@link Plan} for one sequence length into per-rank programs for the native executor:
+ * every chunk, slot and block becomes a token range of a rank's buffers, so the executor only
+ * copies token ranges and runs attention on them. The word layout is documented in {@code
+ * native/src/executor.h}.
+ *
+ * <p>Buffers of a rank (token-major): 2 = its own shard (its blocks in layout order), 0 and 1 = the
+ * receive buffers. Everything a rank receives in step t lands in buffer t % 2, packed in the plan's
+ * position order, so a step's chunks are adjacent and full-mask tasks over adjacent ranges are fused
+ * into one attention call.
+ */
+public final class RankProgram {
+
+    static final long MAGIC = 0x7A5B0001L;
+    static final long VERSION = 1;
+    static final int OWN = 2;
+
+    private final Plan plan;
+    private final SequenceLayout layout;
+    private final long seqLen;
+    private final int n;
+    /** localStart[r][k]: first local token of the k-th block of rank r. */
+    private final long[][] localStart;
+    /** recvStart[r][t]: position -> first token in buffer t % 2 of what rank r receives in step t. */
+    private final List<List<Map<Integer, Long>>> recvStart = new ArrayList<>();
+    /** recvChunk[r][t]: position -> the chunk that landed there. */
+    private final List<List<Map<Integer, ChunkId>>> recvChunk = new ArrayList<>();
+    private final long[] capacity;
+
+    private RankProgram(Plan plan, long seqLen) {
+        this.plan = plan;
+        this.layout = plan.layout();
+        this.seqLen = seqLen;
+        this.n = plan.worldSize();
+        if (seqLen < layout.minimumLength()) {
+            throw new IllegalArgumentException("sequence length " + seqLen + " is shorter than the "
+                    + layout.minimumLength() + " tokens the " + plan.strategy() + " plan over " + n
+                    + " ranks needs (one token per block piece)");
+        }
+        localStart = new long[n][];
+        for (int r = 0; r < n; r++) {
+            int[] blocks = layout.blocksOfRank(r);
+            localStart[r] = new long[blocks.length];
+            long at = 0;
+            for (int k = 0; k < blocks.length; k++) {
+                localStart[r][k] = at;
+                long[] range = layout.blockRange(blocks[k], seqLen);
+                at += range[1] - range[0];
+            }
+        }
+        capacity = new long[n];
+        for (int r = 0; r < n; r++) {
+            List<Map<Integer, Long>> starts = new ArrayList<>();
+            List<Map<Integer, ChunkId>> chunks = new ArrayList<>();
+            for (Step step : plan.steps()) {
+                List<Transfer> in = new ArrayList<>();
+                for (Transfer x : step.transfers()) {
+                    if (x.dst() == r) {
+                        in.add(x);
+                    }
+                }
+                in.sort(Comparator.comparingInt(x -> x.recvSlot().position()));
+                Map<Integer, Long> at = new HashMap<>();
+                Map<Integer, ChunkId> what = new HashMap<>();
+                long offset = 0;
+                for (Transfer x : in) {
+                    if (x.recvSlot().buffer() != step.index() % 2) {
+                        throw new IllegalStateException("plan receives into buffer " + x.recvSlot().buffer()
+                                + " in step " + step.index() + "; the executor expects buffer " + step.index() % 2);
+                    }
+                    at.put(x.recvSlot().position(), offset);
+                    what.put(x.recvSlot().position(), x.chunk());
+                    offset += chunkTokens(x.chunk());
+                }
+                capacity[r] = Math.max(capacity[r], offset);
+                starts.add(at);
+                chunks.add(what);
+            }
+            recvStart.add(starts);
+            recvChunk.add(chunks);
+        }
+    }
+
+    /** Programs for every rank of {@code plan} at this sequence length, indexed by rank. */
+    public static long[][] lowerAll(Plan plan, long seqLen) {
+        RankProgram p = new RankProgram(plan, seqLen);
+        long[][] out = new long[p.n][];
+        for (int r = 0; r < p.n; r++) {
+            out[r] = p.lower(r);
+        }
+        return out;
+    }
+
+    /** Tokens of the full sequence that rank r holds (queries and keys alike). */
+    public static long localTokens(SequenceLayout layout, int rank, long seqLen) {
+        long total = 0;
+        for (int b : layout.blocksOfRank(rank)) {
+            long[] range = layout.blockRange(b, seqLen);
+            total += range[1] - range[0];
+        }
+        return total;
+    }
+
+    private long chunkTokens(ChunkId c) {
+        long total = 0;
+        for (long[] range : layout.chunkRanges(c, seqLen)) {
+            total += range[1] - range[0];
+        }
+        return total;
+    }
+
+    /** Where the k-th range of {@code chunk} sits, as (buffer, start), in rank r's slot at step t. */
+    private long[] locate(int r, int t, Slot slot, ChunkId chunk, int k) {
+        long[][] ranges = layout.chunkRanges(chunk, seqLen);
+        if (slot.buffer() < 0) {
+            int[] blocks = layout.blocksOfRank(chunk.owner());
+            long blockStart = layout.blockRange(blocks[k], seqLen)[0];
+            return new long[] {OWN, localStart[chunk.owner()][k] + ranges[k][0] - blockStart};
+        }
+        int received = t - 1; // steps read what the previous step received
+        if (received < 0 || received % 2 != slot.buffer()) {
+            throw new IllegalStateException("step " + t + " of rank " + r + " reads buffer " + slot.buffer()
+                    + ", which holds nothing received in step " + received);
+        }
+        Long start = recvStart.get(r).get(received).get(slot.position());
+        ChunkId there = recvChunk.get(r).get(received).get(slot.position());
+        if (start == null || !chunk.equals(there)) {
+            throw new IllegalStateException("rank " + r + " step " + t + " expects chunk " + chunk + " at " + slot
+                    + ", which holds " + there);
+        }
+        long at = start;
+        for (int j = 0; j < k; j++) {
+            at += ranges[j][1] - ranges[j][0];
+        }
+        return new long[] {slot.buffer(), at};
+    }
+
+    private long[] lower(int r) {
+        List<Long> w = new ArrayList<>();
+        long tokens = localTokens(layout, r, seqLen);
+        for (long x : new long[] {MAGIC, VERSION, r, n, plan.steps().size(), tokens, tokens, capacity[r]}) {
+            w.add(x);
+        }
+        for (Step step : plan.steps()) {
+            int t = step.index();
+            List<long[]> sends = new ArrayList<>();
+            List<long[]> recvs = new ArrayList<>();
+            // One message per chunk range; sends and receives follow the plan's transfer order, so
+            // a transport that pairs messages per peer (NCCL) pairs them the same way on both sides.
+            for (Transfer x : step.transfers()) {
+                long[][] ranges = layout.chunkRanges(x.chunk(), seqLen);
+                long dstAt = recvStart.get(x.dst()).get(t).get(x.recvSlot().position());
+                for (int k = 0; k < ranges.length; k++) {
+                    long count = ranges[k][1] - ranges[k][0];
+                    if (x.src() == r) {
+                        long[] src = locate(r, t, x.sendSlot(), x.chunk(), k);
+                        sends.add(new long[] {x.dst(), src[0], src[1], count, t % 2, dstAt});
+                    }
+                    if (x.dst() == r) {
+                        recvs.add(new long[] {x.src(), t % 2, dstAt, count});
+                    }
+                    dstAt += count;
+                }
+            }
+            List<long[]> tasks = tasks(r, step);
+            w.add((long) sends.size());
+            w.add((long) recvs.size());
+            w.add((long) tasks.size());
+            for (List<long[]> list : List.of(sends, recvs, tasks)) {
+                for (long[] e : list) {
+                    for (long x : e) {
+                        w.add(x);
+                    }
+                }
+            }
+        }
+        long[] out = new long[w.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = w.get(i);
+        }
+        return out;
+    }
+
+    /** Rank r's attention calls in a step: (qStart, qCount, buffer, kvStart, kvCount, causal). */
+    private List<long[]> tasks(int r, Step step) {
+        int[] own = layout.blocksOfRank(r);
+        List<long[]> raw = new ArrayList<>();
+        for (AttentionTask task : step.compute()) {
+            if (task.rank() != r) {
+                continue;
+            }
+            int qk = indexOf(own, task.queryBlock());
+            long[] qRange = layout.blockRange(task.queryBlock(), seqLen);
+            int[] ownerBlocks = layout.blocksOfRank(task.chunk().owner());
+            int kk = indexOf(ownerBlocks, task.kvBlock());
+            long[][] ranges = layout.chunkRanges(task.chunk(), seqLen);
+            long[] where = locate(r, step.index(), task.slot(), task.chunk(), kk);
+            raw.add(new long[] {localStart[r][qk], qRange[1] - qRange[0], where[0], where[1],
+                ranges[kk][1] - ranges[kk][0], task.mask() == Mask.CAUSAL ? 1 : 0});
+        }
+        // Fuse full-mask tasks of one query range over adjacent key ranges of one buffer: attention
+        // over the union equals the LSE merge of the parts, in one kernel call instead of several.
+        raw.sort(Comparator.<long[]>comparingLong(e -> e[5]).thenComparingLong(e -> e[0])
+                .thenComparingLong(e -> e[2]).thenComparingLong(e -> e[3]));
+        List<long[]> fused = new ArrayList<>();
+        for (long[] e : raw) {
+            long[] last = fused.isEmpty() ? null : fused.get(fused.size() - 1);
+            if (last != null && e[5] == 0 && last[5] == 0 && last[0] == e[0] && last[2] == e[2]
+                    && last[3] + last[4] == e[3]) {
+                last[4] += e[4];
+            } else {
+                fused.add(e.clone());
+            }
+        }
+        return fused;
+    }
+
+    private static int indexOf(int[] a, int x) {
+        for (int i = 0; i < a.length; i++) {
+            if (a[i] == x) {
+                return i;
+            }
+        }
+        throw new IllegalStateException("block " + x + " is not among " + java.util.Arrays.toString(a));
+    }
+}
