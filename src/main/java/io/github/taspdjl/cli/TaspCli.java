@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
             TopologyCommand.class,
             PlanCommand.class,
             SimulateCommand.class,
+            BenchCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class TaspCli implements Runnable {

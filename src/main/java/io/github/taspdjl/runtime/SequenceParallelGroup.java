@@ -50,7 +50,11 @@ public final class SequenceParallelGroup implements AutoCloseable {
         this.timeoutMs = b.timeoutMs;
         int n = topology.deviceCount();
         this.nativeGroup = new NativeGroup(n, timeoutMs);
-        if (b.emulateFabric) {
+        if (b.uniformGbps > 0) {
+            for (Link l : topology.links()) {
+                nativeGroup.setLinkRate(l.from(), l.to(), b.uniformGbps * 1e9);
+            }
+        } else if (b.emulateFabric) {
             for (Link l : topology.links()) {
                 nativeGroup.setLinkRate(l.from(), l.to(), l.gbps() * 1e9 * b.fabricScale);
             }
@@ -182,6 +186,7 @@ public final class SequenceParallelGroup implements AutoCloseable {
         private long timeoutMs = 60_000;
         private boolean emulateFabric;
         private double fabricScale = 1.0;
+        private double uniformGbps;
 
         public Builder worldSize(int n) {
             if (n < 1) {
@@ -220,6 +225,15 @@ public final class SequenceParallelGroup implements AutoCloseable {
             }
             this.emulateFabric = true;
             this.fabricScale = scale;
+            return this;
+        }
+
+        /** Limits every link of the in-process transport to {@code gbps} GB/s (an emulated fabric). */
+        public Builder emulateLinks(double gbps) {
+            if (!(gbps > 0)) {
+                throw new IllegalArgumentException("link rate must be positive, got " + gbps);
+            }
+            this.uniformGbps = gbps;
             return this;
         }
 
