@@ -77,6 +77,21 @@ TASP_API int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, i
                                tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                                tasp_tensor* lse, double* stats);
 
+// ---- NCCL transport (one rank per GPU; CUDA flavor) ----------------------------------------------
+// nccl_path: NULL or "" for libnccl.so.2. Loading NCCL happens only here: its absence is an error
+// only for callers that ask for it.
+TASP_API int tasp_nccl_version(const char* nccl_path, int* version);
+// 128 bytes that name a new communicator; rank 0 makes it and hands it to the others.
+TASP_API int tasp_nccl_unique_id(const char* nccl_path, char* out128);
+typedef void* tasp_nccl_comm;
+TASP_API int tasp_nccl_comm_create(const char* nccl_path, int world, int rank, const char* unique_id128, int device,
+                                   int64_t timeout_ms, tasp_nccl_comm* out);
+TASP_API int tasp_nccl_comm_destroy(tasp_nccl_comm comm);
+// As tasp_rank_forward, over NCCL; q, k, v on the communicator's GPU.
+TASP_API int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len, tasp_tensor q,
+                                    tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
+                                    tasp_tensor* lse, double* stats);
+
 // Element types for tasp_cast.
 #define TASP_DTYPE_FLOAT32 0
 #define TASP_DTYPE_FLOAT16 1

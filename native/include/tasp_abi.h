@@ -1,7 +1,7 @@
 // The one header that declares what tasp uses of foreign C ABIs:
 //   * PyTorch's stable C shim (torch/csrc/inductor/aoti_torch/c/shim.h and
 //     generated/c_shim_{cpu,cuda}.h), resolved at run time from the libtorch that DJL loaded.
-// (NCCL's C API joins this header with the distributed executor.)
+//   * NCCL's C API (nccl.h), resolved at run time from libnccl.so.2 when NCCL is asked for.
 // Nothing here is linked at build time: every entry is a function-pointer type, looked up with
 // dlsym. The shim is append-only across PyTorch versions, so the signatures below hold for
 // libtorch 2.4 and later (checked against PyTorch 2.7 and 2.11 headers).
@@ -81,6 +81,33 @@ typedef AOTITorchError (*aoti_add_tensor_fn)(AtenTensorHandle self, AtenTensorHa
                                              AtenTensorHandle* ret);
 // aoti_torch_get_current_cuda_stream (libtorch_cuda)
 typedef AOTITorchError (*aoti_get_current_cuda_stream_fn)(int32_t device_index, void** ret_stream);
+
+// ---- NCCL (nccl.h, stable C API since NCCL 2.0) -----------------------------------------------
+typedef struct ncclComm* ncclComm_t;
+typedef int ncclResult_t;   // 0 = ncclSuccess, 7 = ncclInProgress
+typedef int ncclDataType_t;  // ncclInt8 = 0 ... ncclUint8 = 1; we send raw bytes as ncclUint8
+#define TASP_NCCL_SUCCESS 0
+#define TASP_NCCL_IN_PROGRESS 7
+#define TASP_NCCL_UINT8 1
+#define TASP_NCCL_UNIQUE_ID_BYTES 128
+typedef struct {
+  char internal[TASP_NCCL_UNIQUE_ID_BYTES];
+} ncclUniqueId;
+typedef void* tasp_cuda_stream;  // cudaStream_t
+
+typedef ncclResult_t (*nccl_get_version_fn)(int* version);
+typedef ncclResult_t (*nccl_get_unique_id_fn)(ncclUniqueId* id);
+typedef ncclResult_t (*nccl_comm_init_rank_fn)(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank);
+typedef ncclResult_t (*nccl_comm_abort_fn)(ncclComm_t comm);
+typedef ncclResult_t (*nccl_comm_destroy_fn)(ncclComm_t comm);
+typedef ncclResult_t (*nccl_comm_get_async_error_fn)(ncclComm_t comm, ncclResult_t* async_error);
+typedef const char* (*nccl_get_error_string_fn)(ncclResult_t result);
+typedef ncclResult_t (*nccl_group_start_fn)(void);
+typedef ncclResult_t (*nccl_group_end_fn)(void);
+typedef ncclResult_t (*nccl_send_fn)(const void* sendbuff, size_t count, ncclDataType_t datatype, int peer,
+                                     ncclComm_t comm, tasp_cuda_stream stream);
+typedef ncclResult_t (*nccl_recv_fn)(void* recvbuff, size_t count, ncclDataType_t datatype, int peer,
+                                     ncclComm_t comm, tasp_cuda_stream stream);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,9 +1,12 @@
 // The C API of tasp.h: every entry point catches everything and returns a code.
+#include <cstring>
 #include <string>
 
 #include "attention.h"
 #include "executor.h"
+#include "executor_nccl.h"
 #include "group.h"
+#include "nccl.h"
 #include "errors.h"
 #include "tasp.h"
 #include "torch_api.h"
@@ -132,6 +135,62 @@ int tasp_group_destroy(tasp_group g) {
   return guarded([&] { delete static_cast<tasp::Group*>(g); });
 }
 
+int tasp_nccl_version(const char* nccl_path, int* version) {
+  return guarded([&] {
+    if (version == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "nccl: null output pointer");
+    const tasp::NcclApi& api = tasp::nccl(nccl_path);
+    tasp::check_nccl(api, api.get_version(version), "ncclGetVersion");
+  });
+}
+
+int tasp_nccl_unique_id(const char* nccl_path, char* out128) {
+  return guarded([&] {
+    if (out128 == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "nccl: null output pointer");
+    const tasp::NcclApi& api = tasp::nccl(nccl_path);
+    ncclUniqueId id;
+    tasp::check_nccl(api, api.get_unique_id(&id), "ncclGetUniqueId");
+    std::memcpy(out128, id.internal, TASP_NCCL_UNIQUE_ID_BYTES);
+  });
+}
+
+int tasp_nccl_comm_create(const char* nccl_path, int world, int rank, const char* unique_id128, int device,
+                          int64_t timeout_ms, tasp_nccl_comm* out) {
+  return guarded([&] {
+    if (out == nullptr || unique_id128 == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "nccl: null pointer");
+    *out = tasp::nccl_comm_create(nccl_path, world, rank, unique_id128, device, timeout_ms);
+  });
+}
+
+int tasp_nccl_comm_destroy(tasp_nccl_comm comm) {
+  return guarded([&] { tasp::nccl_comm_destroy(static_cast<tasp::NcclComm*>(comm)); });
+}
+
+namespace {
+void write_stats(const tasp::RankStats& s, double* stats) {
+  if (stats == nullptr) return;
+  stats[0] = s.compute_ms;
+  stats[1] = s.comm_ms;
+  stats[2] = s.wait_ms;
+  stats[3] = s.total_ms;
+  stats[4] = static_cast<double>(s.bytes_sent);
+}
+}  // namespace
+
+int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len, tasp_tensor q,
+                           tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
+                           tasp_tensor* lse, double* stats) {
+  return guarded([&] {
+    if (comm == nullptr || out == nullptr || lse == nullptr || program == nullptr) {
+      tasp::fail(TASP_ERR_ARGUMENT, "nccl executor: null pointer");
+    }
+    tasp::RankResult r = tasp::nccl_rank_forward(*static_cast<tasp::NcclComm*>(comm), program, program_len,
+                                                 handle(q), handle(k), handle(v), has_scale ? &scale : nullptr);
+    write_stats(r.stats, stats);
+    *out = r.out.release();
+    *lse = r.lse.release();
+  });
+}
+
 int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t program_len, tasp_tensor q,
                       tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out, tasp_tensor* lse,
                       double* stats) {
@@ -139,13 +198,7 @@ int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t pr
     if (out == nullptr || lse == nullptr || program == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "executor: null pointer");
     tasp::RankResult r = tasp::rank_forward(group_of(g), rank, program, program_len, handle(q), handle(k), handle(v),
                                             has_scale ? &scale : nullptr);
-    if (stats != nullptr) {
-      stats[0] = r.stats.compute_ms;
-      stats[1] = r.stats.comm_ms;
-      stats[2] = r.stats.wait_ms;
-      stats[3] = r.stats.total_ms;
-      stats[4] = static_cast<double>(r.stats.bytes_sent);
-    }
+    write_stats(r.stats, stats);
     *out = r.out.release();
     *lse = r.lse.release();
   });

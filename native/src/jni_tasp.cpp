@@ -159,4 +159,78 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankForward(
   return longs(env, {j(out), j(lse)});
 }
 
+namespace {
+// A Java string (may be null) as a C string for the call's duration.
+struct Utf {
+  JNIEnv* env;
+  jstring s;
+  const char* c;
+  Utf(JNIEnv* e, jstring str) : env(e), s(str), c(str ? e->GetStringUTFChars(str, nullptr) : nullptr) {}
+  ~Utf() {
+    if (c) env->ReleaseStringUTFChars(s, c);
+  }
+};
+}  // namespace
+
+JNIEXPORT jint JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclVersion(JNIEnv* env, jclass, jstring path) {
+  Utf p(env, path);
+  int version = 0;
+  int rc = tasp_nccl_version(p.c, &version);
+  if (rc != TASP_OK) throw_java(env, rc, "nccl");
+  return version;
+}
+
+JNIEXPORT jbyteArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclUniqueId(JNIEnv* env, jclass, jstring path) {
+  Utf p(env, path);
+  char id[128];
+  int rc = tasp_nccl_unique_id(p.c, id);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "nccl");
+    return nullptr;
+  }
+  jbyteArray a = env->NewByteArray(128);
+  if (a != nullptr) env->SetByteArrayRegion(a, 0, 128, reinterpret_cast<const jbyte*>(id));
+  return a;
+}
+
+JNIEXPORT jlong JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclCommCreate(JNIEnv* env, jclass, jstring path,
+                                                                             jint world, jint rank, jbyteArray id,
+                                                                             jint device, jlong timeout_ms) {
+  Utf p(env, path);
+  if (id == nullptr || env->GetArrayLength(id) != 128) {
+    jclass cls = env->FindClass("java/lang/IllegalArgumentException");
+    if (cls != nullptr) env->ThrowNew(cls, "nccl: the unique id must be 128 bytes");
+    return 0;
+  }
+  char bytes[128];
+  env->GetByteArrayRegion(id, 0, 128, reinterpret_cast<jbyte*>(bytes));
+  void* comm = nullptr;
+  int rc = tasp_nccl_comm_create(p.c, world, rank, bytes, device, timeout_ms, &comm);
+  if (rc != TASP_OK) throw_java(env, rc, "nccl");
+  return j(comm);
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclCommDestroy(JNIEnv* env, jclass, jlong comm) {
+  int rc = tasp_nccl_comm_destroy(h(comm));
+  if (rc != TASP_OK) throw_java(env, rc, "nccl");
+}
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclRankForward(
+    JNIEnv* env, jclass, jlong comm, jlongArray program, jlong q, jlong k, jlong v, jboolean has_scale, jdouble scale,
+    jdoubleArray stats) {
+  jsize n = env->GetArrayLength(program);
+  std::vector<int64_t> words(static_cast<size_t>(n));
+  env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
+  double st[5] = {0, 0, 0, 0, 0};
+  void* out = nullptr;
+  void* lse = nullptr;
+  int rc = tasp_nccl_rank_forward(h(comm), words.data(), n, h(q), h(k), h(v), has_scale, scale, &out, &lse, st);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "nccl rank forward");
+    return nullptr;
+  }
+  if (stats != nullptr && env->GetArrayLength(stats) >= 5) env->SetDoubleArrayRegion(stats, 0, 5, st);
+  return longs(env, {j(out), j(lse)});
+}
+
 }  // extern "C"

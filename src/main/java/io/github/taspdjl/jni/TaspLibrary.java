@@ -47,6 +47,20 @@ final class TaspLibrary {
             long group, int rank, long[] program, long q, long k, long v, boolean hasScale, double scale,
             double[] stats);
 
+    /** NCCL's version number; loads NCCL ({@code path} null: libnccl.so.2). */
+    static native int ncclVersion(String path);
+
+    /** 128 bytes naming a new NCCL communicator. */
+    static native byte[] ncclUniqueId(String path);
+
+    static native long ncclCommCreate(String path, int world, int rank, byte[] uniqueId, int device, long timeoutMs);
+
+    static native void ncclCommDestroy(long comm);
+
+    /** As {@link #rankForward}, over NCCL. */
+    static native long[] ncclRankForward(
+            long comm, long[] program, long q, long k, long v, boolean hasScale, double scale, double[] stats);
+
     /** In-place fp32 log-sum-exp merge of a partial result into an accumulator. */
     static native void mergePartial(long accOut, long accLse, long blockOut, long blockLse);
 }

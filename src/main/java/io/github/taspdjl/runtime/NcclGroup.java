@@ -1,0 +1,67 @@
+package io.github.taspdjl.runtime;
+
+import ai.djl.ndarray.NDArray;
+import io.github.taspdjl.jni.NativeGroup;
+import io.github.taspdjl.jni.NcclCommunicator;
+import io.github.taspdjl.plan.Plan;
+import io.github.taspdjl.plan.PlanValidator;
+import io.github.taspdjl.plan.Planner;
+import io.github.taspdjl.plan.Strategy;
+import io.github.taspdjl.topology.Topology;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * One GPU rank of a sequence-parallel group whose ranks talk over NCCL: one rank per GPU, in this
+ * process (one thread per GPU) or in several processes. Every rank builds the same plan from the
+ * same topology and strategy; rank 0 makes the unique id ({@link NcclCommunicator#uniqueId()}) and
+ * the caller hands it to the others (a file, a socket, a launcher's environment).
+ */
+public final class NcclGroup implements AutoCloseable {
+
+    private final Topology topology;
+    private final Strategy strategy;
+    private final NcclCommunicator comm;
+    private final Map<Boolean, Plan> plans = new ConcurrentHashMap<>();
+    private final Map<String, long[]> programs = new ConcurrentHashMap<>();
+
+    private NcclGroup(Topology topology, Strategy strategy, NcclCommunicator comm) {
+        this.topology = topology;
+        this.strategy = strategy;
+        this.comm = comm;
+    }
+
+    /**
+     * Joins rank {@code rank} on CUDA device {@code device}. Blocks until every rank has joined, at
+     * most {@code timeoutMs}.
+     */
+    public static NcclGroup join(Topology topology, Strategy strategy, int rank, byte[] uniqueId, int device,
+            long timeoutMs) {
+        NcclCommunicator c = NcclCommunicator.join(topology.deviceCount(), rank, uniqueId, device, timeoutMs);
+        return new NcclGroup(topology, strategy, c);
+    }
+
+    public int rank() {
+        return comm.rank();
+    }
+
+    public int worldSize() {
+        return comm.worldSize();
+    }
+
+    public Plan plan(boolean causal) {
+        return plans.computeIfAbsent(causal, c -> PlanValidator.requireValid(Planner.plan(topology, strategy, c)));
+    }
+
+    /** This rank's part of the forward (its shard, see {@link Sharding}); every rank must call it. */
+    public NativeGroup.RankOutput forward(NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen) {
+        long[] program = programs.computeIfAbsent(causal + "/" + seqLen,
+                key -> RankProgram.lowerAll(plan(causal), seqLen)[comm.rank()]);
+        return comm.rankForward(program, q, k, v, scale);
+    }
+
+    @Override
+    public void close() {
+        comm.close();
+    }
+}
