@@ -58,6 +58,11 @@ public final class PlanCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the plan as JSON.")
     boolean json;
 
+    @Option(names = "--programs", paramLabel = "FILE",
+            description = "Also write each rank's lowered program for --seq tokens (what the native executor runs) "
+                    + "as JSON, for harnesses without Java (gpu/check_attention.py).")
+    java.nio.file.Path programs;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -72,12 +77,41 @@ public final class PlanCommand implements Callable<Integer> {
             } else {
                 print(out, topology, plan);
             }
+            if (programs != null) {
+                writePrograms(plan);
+            }
             out.flush();
             return PlanValidator.validate(plan).valid() ? 0 : 1;
         } catch (IllegalArgumentException | IllegalStateException e) {
             err.println("tasp plan: " + e.getMessage());
             err.flush();
             return 2;
+        }
+    }
+
+    private void writePrograms(Plan plan) {
+        com.google.gson.JsonObject o = new com.google.gson.JsonObject();
+        o.addProperty("worldSize", plan.worldSize());
+        o.addProperty("strategy", plan.strategy().cliName());
+        o.addProperty("causal", causal);
+        o.addProperty("seqLen", seq);
+        o.addProperty("layout", plan.layout().kind().name().toLowerCase(java.util.Locale.ROOT));
+        // Each rank's shard: its blocks' [start, end) token ranges of the full sequence, in order.
+        long[][][] shards = new long[plan.worldSize()][][];
+        for (int r = 0; r < plan.worldSize(); r++) {
+            int[] blocks = plan.layout().blocksOfRank(r);
+            shards[r] = new long[blocks.length][];
+            for (int k = 0; k < blocks.length; k++) {
+                shards[r][k] = plan.layout().blockRange(blocks[k], seq);
+            }
+        }
+        o.add("shards", new com.google.gson.Gson().toJsonTree(shards));
+        o.add("programs", new com.google.gson.Gson().toJsonTree(
+                io.github.taspdjl.runtime.RankProgram.lowerAll(plan, seq)));
+        try {
+            java.nio.file.Files.writeString(programs, o.toString());
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("could not write " + programs + ": " + e.getMessage(), e);
         }
     }
 
