@@ -3,10 +3,13 @@
 
 Compares tasp_attention_forward (out and LSE), tasp_attention_backward (dq, dk, dv) and
 tasp_merge_partial with a float64 reference computed by PyTorch on the GPU from the same inputs,
-then times forward, backward and merge against PyTorch's own SDPA on the same card.
+then times forward, backward and merge against PyTorch's own SDPA on the same card. Then the
+distributed executor's checks of gpu/check_executor.py (virtual ranks on one GPU, NCCL with world
+size 1, per-rank attention work against SDPA).
 
 Usage (normally through gpu/run_gpu_checks.sh):
   python3 gpu/check_attention.py --lib build/libtasp.so --out gpu-out [--skip-timing] [--no-summary]
+      [--skip-executor | --executor-only] [--programs gpu/programs]
 
 Writes <out>/results.json and <out>/summary.txt. Exit status 1 when any check failed or crashed.
 """
@@ -23,6 +26,16 @@ import traceback
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:  # the distributed executor's checks (gets this module passed in; it does not import it)
+    import check_executor
+    EXECUTOR_KINDS = check_executor.KINDS
+    EXECUTOR_IMPORT_ERROR = ""
+except Exception as _e:  # reported as an error row by main
+    check_executor = None
+    EXECUTOR_KINDS = ()
+    EXECUTOR_IMPORT_ERROR = f"{type(_e).__name__}: {_e}"
 
 TASP_OK = 0
 BACKEND_NAMES = {1: "cpu-flash", 2: "cuda-flash", 3: "cuda-efficient"}
@@ -580,9 +593,12 @@ def summary_text(rep, meta):
         if len(notable) > 40:
             lines.append(f"    ... {len(notable) - 40} more in results.json")
     if rep.timings:
-        lines.append(f"  timing on {meta['card']} (median ms; TFLOP/s; ratio = ours/torch):")
+        lines.append(f"  timing on {meta['card']} (median ms; TFLOP/s; attention rows: ratio = ours/torch; "
+                     "per-rank row: SDPA/TASP):")
         for t in rep.timings:
-            if "error" in t:
+            if t.get("kind") in EXECUTOR_KINDS:
+                lines.extend(check_executor.timing_lines(t))
+            elif "error" in t:
                 lines.append(f"    {t['name']}: ERROR {t['error'][:100]}")
             elif t["kind"] == "merge":
                 lines.append(f"    {t['name']}: {t['ms']:.3f} ms, {t['gb_per_s']:.0f} GB/s")
@@ -596,6 +612,12 @@ def summary_text(rep, meta):
     return "\n".join(lines)
 
 
+def save(rep, meta, out):
+    """results.json as it stands (written again after every stage, so a timeout keeps what ran)."""
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rep.rows, "timings": rep.timings}, f, indent=1, default=str)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", default=os.environ.get("TASP_LIB", "build/libtasp.so"), help="path of libtasp.so")
@@ -603,6 +625,9 @@ def main():
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--quick", action="store_true", help="fewer correctness shapes")
     ap.add_argument("--no-summary", action="store_true", help="write summary.txt without printing it")
+    ap.add_argument("--skip-executor", action="store_true", help="no distributed-executor checks")
+    ap.add_argument("--executor-only", action="store_true", help="only the distributed-executor checks")
+    ap.add_argument("--programs", default=None, help="folder of `tasp plan --programs` JSON (default gpu/programs)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -629,17 +654,24 @@ def main():
         log(f"libtasp {meta['tasp_version']} flavor {meta['tasp_flavor']} initialized from {torch_lib_dir}")
         if meta["tasp_flavor"] != "cuda":
             rep.add("setup", "library flavor", "fail", note=f"flavor is {meta['tasp_flavor']}, expected cuda")
-        correctness(tasp, rep, args.quick)
-        if not args.skip_timing:
-            timing(tasp, rep, meta["card"])
+        if not args.executor_only:
+            correctness(tasp, rep, args.quick)
+            save(rep, meta, args.out)
+            if not args.skip_timing:
+                timing(tasp, rep, meta["card"])
+                save(rep, meta, args.out)
+        if not args.skip_executor:
+            if check_executor is None:
+                rep.add("setup", "import check_executor", "error", note=EXECUTOR_IMPORT_ERROR)
+            else:
+                check_executor.run(sys.modules[__name__], tasp, rep, meta["card"], args.programs, args.skip_timing)
         meta["bridge_to_handles"], meta["bridge_from_handles"] = bridge.to_mode, bridge.from_mode
     except Exception as e:
         rep.add("setup", "harness", "error", note=f"{type(e).__name__}: {e}")
         traceback.print_exc()
     meta["seconds"] = round(time.time() - t0, 1)
 
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rep.rows, "timings": rep.timings}, f, indent=1, default=str)
+    save(rep, meta, args.out)
     text = summary_text(rep, meta)
     with open(os.path.join(args.out, "summary.txt"), "w") as f:
         f.write(text + "\n")

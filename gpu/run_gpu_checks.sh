@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# GPU check of the native library's single-device attention. Run from the repository root on a
+# GPU check of the native library's single-device attention and distributed executor (virtual
+# ranks on one GPU, NCCL with world size 1, per-rank attention work vs SDPA). Run from the repository root on a
 # machine with one NVIDIA GPU, nvcc, CMake and Python with PyTorch (headers included); no Java:
 #   bash gpu/run_gpu_checks.sh            # results in ./gpu-out
 #   OUT=/some/dir bash gpu/run_gpu_checks.sh
 # Steps: (a) machine and tool versions, (b) CUDA flavor of libtasp (C API only) and a check of
-# native/include/tasp_abi.h against torch's C shim headers, (c) gpu/check_attention.py.
+# native/include/tasp_abi.h against torch's C shim headers, (c) gpu/check_attention.py (which runs
+# gpu/check_executor.py's checks after its own, into the same results.json and summary).
 # Exit status: 0 when every step passed, 1 otherwise. Stages keep going after a failure.
 # Environment: OUT (results folder), PYTHON (default python3), CXX (for the ABI check, default
 # c++), TASP_GPU_BUILD (build folder; default a fresh temporary one), TASP_CHECK_ARGS (extra
-# arguments for check_attention.py, e.g. "--skip-timing" or "--quick").
+# arguments for check_attention.py, e.g. "--skip-timing", "--quick", "--skip-executor", "--executor-only").
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -225,7 +227,7 @@ else
 fi
 
 # ---- (c) the attention checks -----------------------------------------------------------------
-say "(c) gpu/check_attention.py"
+say "(c) gpu/check_attention.py (+ gpu/check_executor.py)"
 rm -f "$out/summary.txt"
 if ((torch_ok == 0)); then
   verdict attention fail "torch not importable"
@@ -233,12 +235,12 @@ elif [[ ! -f "$lib" ]]; then
   verdict attention fail "no library to check (build failed)"
 else
   # shellcheck disable=SC2086
-  timeout 330 "$py" -u gpu/check_attention.py --lib "$lib" --out "$out" --no-summary ${TASP_CHECK_ARGS:-} \
+  timeout 480 "$py" -u gpu/check_attention.py --lib "$lib" --out "$out" --no-summary ${TASP_CHECK_ARGS:-} \
     2>&1 | tee "$out/checks.log"
   rc=${PIPESTATUS[0]}
   case $rc in
     0) verdict attention pass "results.json" ;;
-    124) verdict attention fail "timed out after 330 s" ;;
+    124) verdict attention fail "timed out after 480 s (results.json holds the stages that finished)" ;;
     *) verdict attention fail "exit $rc; see checks.log and results.json" ;;
   esac
 fi

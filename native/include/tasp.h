@@ -71,8 +71,9 @@ TASP_API int tasp_group_destroy(tasp_group g);
 
 // Runs one rank's lowered plan (see native/src/executor.h for the program format): q (B, Hq, Sq, D),
 // k, v (B, Hkv, Skv, D) are the rank's shard in the plan's local order. Returns the rank's output
-// (input dtype) and fp32 LSE; stats (may be NULL) gets 5 numbers: compute ms, comm ms, wait ms,
-// total ms, bytes sent.
+// (input dtype) and fp32 LSE; stats (may be NULL) gets 6 + 3 * steps numbers (steps = program word 4):
+// compute ms, comm ms, wait ms, total ms, bytes sent, bytes of buffers allocated for this rank, then
+// per step compute ms, comm ms, wait ms.
 TASP_API int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t program_len, tasp_tensor q,
                                tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                                tasp_tensor* lse, double* stats);

@@ -173,6 +173,12 @@ void write_stats(const tasp::RankStats& s, double* stats) {
   stats[2] = s.wait_ms;
   stats[3] = s.total_ms;
   stats[4] = static_cast<double>(s.bytes_sent);
+  stats[5] = static_cast<double>(s.buffer_bytes);
+  for (size_t i = 0; i < s.step_compute_ms.size(); ++i) {
+    stats[6 + 3 * i] = s.step_compute_ms[i];
+    stats[7 + 3 * i] = i < s.step_comm_ms.size() ? s.step_comm_ms[i] : 0.0;
+    stats[8 + 3 * i] = i < s.step_wait_ms.size() ? s.step_wait_ms[i] : 0.0;
+  }
 }
 }  // namespace
 

@@ -19,8 +19,8 @@ namespace {
 class CommWorker {
  public:
   CommWorker(Group& group, int rank, const Program& program, const RankBuffers& own, int64_t bytes_per_token)
-      : group_(group), rank_(rank), program_(program), own_(own), bytes_per_token_(bytes_per_token),
-        thread_([this] { loop(); }) {}
+      : step_comm_ms(program.steps.size(), 0.0), group_(group), rank_(rank), program_(program), own_(own),
+        bytes_per_token_(bytes_per_token), thread_([this] { loop(); }) {}
 
   ~CommWorker() {
     {
@@ -53,6 +53,7 @@ class CommWorker {
 
   double comm_ms = 0, wait_ms = 0;
   int64_t bytes_sent = 0;
+  std::vector<double> step_comm_ms;  // read after wait_done of the step
 
  private:
   void loop() {
@@ -103,7 +104,9 @@ class CommWorker {
     for (double x : link_seconds) slowest = std::max(slowest, x);
     auto until = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(slowest));
     if (Clock::now() < until) std::this_thread::sleep_until(until);
-    comm_ms += ms_since(t0);
+    double ms = ms_since(t0);
+    comm_ms += ms;
+    step_comm_ms[static_cast<size_t>(step)] = ms;
   }
 
   Group& group_;
@@ -141,6 +144,7 @@ RankResult rank_forward(Group& group, int rank, const int64_t* program, int64_t 
                                 shape_string(qi.sizes) + ", k " + shape_string(ki.sizes));
   }
   const int64_t batch = qi.sizes[0], heads = qi.sizes[1], dim = qi.sizes[3], kv_heads = ki.sizes[1];
+  int64_t result_bytes = 0;
 
   // Token-major staging: own shard and two receive buffers, (B, S, Hkv, D).
   Tensor q_tm = to_token_major(q);
@@ -160,8 +164,15 @@ RankResult rank_forward(Group& group, int rank, const int64_t* program, int64_t 
   own.v[2] = v_own.get();
 
   Accumulators acc = make_accumulators(batch, heads, p.q_tokens, dim, qi);
+  {
+    int64_t e = element_size(qi.dtype);
+    int64_t tokens_in = batch * heads * p.q_tokens * dim;   // q staging and the output
+    int64_t kv = batch * kv_heads * dim;                   // per token of k or v
+    result_bytes = e * (2 * tokens_in + 2 * kv * p.kv_tokens + 4 * kv * cap) + 4 * (tokens_in + batch * heads * p.q_tokens);
+  }
 
   RankResult result;
+  result.stats.buffer_bytes = result_bytes;
   group.join(rank, static_cast<int64_t>(p.steps.size()), own);
   struct Leave {
     Group& g;
@@ -183,16 +194,21 @@ RankResult rank_forward(Group& group, int rank, const int64_t* program, int64_t 
         group.check();
         run_task(t, q_tm.get(), own.k[t.buffer], own.v[t.buffer], acc, scale);
       }
-      result.stats.compute_ms += ms_since(t0);
+      double compute = ms_since(t0);
+      result.stats.compute_ms += compute;
       auto t_wait = Clock::now();
       comm.wait_done(step);
       group.wait_arrivals(rank, step, static_cast<int64_t>(sp.recvs.size()));
-      result.stats.wait_ms += ms_since(t_wait);
+      double waited = ms_since(t_wait);
+      result.stats.wait_ms += waited;
+      result.stats.step_compute_ms.push_back(compute);
+      result.stats.step_wait_ms.push_back(waited);
       group.mark_finished(rank, step);
     }
     result.stats.comm_ms = comm.comm_ms;
     result.stats.wait_ms += comm.wait_ms;
     result.stats.bytes_sent = comm.bytes_sent;
+    result.stats.step_comm_ms = comm.step_comm_ms;
   } catch (const Error& e) {
     if (e.code() != TASP_ERR_GROUP) group.fail("rank " + std::to_string(rank) + ": " + e.what());
     worker.reset();

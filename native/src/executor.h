@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "group.h"
 #include "torch_api.h"
@@ -31,6 +32,8 @@ struct RankStats {
   double wait_ms = 0;      // waiting for peers (receivers ready, arrivals)
   double total_ms = 0;
   int64_t bytes_sent = 0;
+  int64_t buffer_bytes = 0;  // what the executor allocated for this rank: staging, receive buffers, accumulators
+  std::vector<double> step_compute_ms, step_comm_ms, step_wait_ms;
 };
 
 struct RankResult {

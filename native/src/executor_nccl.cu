@@ -168,6 +168,9 @@ RankResult nccl_rank_forward(NcclComm& c, const int64_t* program, int64_t progra
   int64_t seq_len[3] = {cap, cap, p.kv_tokens};
   const int64_t token_bytes = kv_heads * dim * element_size(ki.dtype);
   Accumulators acc = make_accumulators(batch, heads, p.q_tokens, dim, qi);
+  const int64_t buffer_bytes = element_size(qi.dtype) * (2 * batch * heads * p.q_tokens * dim +
+                                                         2 * batch * kv_heads * dim * (p.kv_tokens + 2 * cap)) +
+                               4 * batch * heads * p.q_tokens * (dim + 1);
 
   void* torch_stream = nullptr;
   check_torch(torch_fn<aoti_get_current_cuda_stream_fn>("aoti_torch_get_current_cuda_stream", true)(c.device,
@@ -183,6 +186,7 @@ RankResult nccl_rank_forward(NcclComm& c, const int64_t* program, int64_t progra
     check_cuda(cudaEventCreateWithFlags(&landed[s].event, cudaEventDisableTiming), "cudaEventCreate");
   }
   RankResult result;
+  result.stats.buffer_bytes = buffer_bytes;
   auto deadline = Clock::now() + c.timeout * static_cast<int64_t>(steps + 1);
   for (size_t s = 0; s < steps; ++s) {
     const StepProgram& sp = p.steps[s];
@@ -224,7 +228,11 @@ RankResult nccl_rank_forward(NcclComm& c, const int64_t* program, int64_t progra
     if (s >= 1) check_cuda(cudaStreamWaitEvent(compute, landed[s - 1].event, 0), "cudaStreamWaitEvent");
     auto t0 = Clock::now();
     for (const Task& t : sp.tasks) run_task(t, q_tm.get(), kb[t.buffer], vb[t.buffer], acc, scale);
-    result.stats.compute_ms += ms_since(t0);  // host time to enqueue; GPU time is in total_ms
+    double enqueue_ms = ms_since(t0);  // host time to enqueue; GPU time is in total_ms
+    result.stats.compute_ms += enqueue_ms;
+    result.stats.step_compute_ms.push_back(enqueue_ms);
+    result.stats.step_comm_ms.push_back(0.0);  // asynchronous on the communication stream
+    result.stats.step_wait_ms.push_back(0.0);
     check_cuda(cudaEventRecord(computed[s].event, compute), "cudaEventRecord");
     if (Clock::now() > deadline) fail(TASP_ERR_GROUP, "nccl: rank " + std::to_string(c.rank) + " ran out of time");
   }

@@ -9,7 +9,8 @@ Group::Group(int world_size, int64_t timeout_ms)
       silent_(world_size, 0),
       buffers_(world_size),
       finished_(world_size, -1),
-      arrived_(world_size) {
+      arrived_(world_size),
+      runs_(world_size, 0) {
   if (world_size < 1) tasp::fail(TASP_ERR_ARGUMENT, "group: world size must be at least 1, got " + std::to_string(world_size));
   if (timeout_ms < 1) tasp::fail(TASP_ERR_ARGUMENT, "group: timeout must be at least 1 ms, got " + std::to_string(timeout_ms));
 }
@@ -53,22 +54,19 @@ void Group::wait_for(std::unique_lock<std::mutex>& lock, Pred ready, const std::
 
 void Group::join(int rank, int64_t steps, const RankBuffers& buffers) {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (joined_ == 0) {
-    // First rank of a new run: reset the rendezvous state. A failed group stays failed.
-    ++run_;
-    for (int r = 0; r < world_size_; ++r) {
-      finished_[r] = -1;
-      arrived_[r].assign(static_cast<size_t>(steps), 0);
-      buffers_[r] = RankBuffers{};
-    }
-  }
+  finished_[rank] = -1;
+  arrived_[rank].assign(static_cast<size_t>(steps), 0);
   buffers_[rank] = buffers;
-  ++joined_;
-  ++active_;
+  int64_t run = ++runs_[rank];
   cv_.notify_all();
-  int64_t run = run_;
-  wait_for(lock, [&] { return joined_ == world_size_ || run_ != run; },
-           "rank " + std::to_string(rank) + " waiting for all ranks to start");
+  wait_for(lock,
+           [&] {
+             for (int64_t r : runs_) {
+               if (r < run) return false;
+             }
+             return true;
+           },
+           "rank " + std::to_string(rank) + " waiting for all ranks to start run " + std::to_string(run));
 }
 
 void Group::wait_finished(int waiter, int rank, int64_t step) {
@@ -99,8 +97,6 @@ void Group::wait_arrivals(int rank, int64_t step, int64_t count) {
 
 void Group::leave(int /*rank*/) {
   std::lock_guard<std::mutex> lock(mutex_);
-  --active_;
-  if (active_ == 0) joined_ = 0;  // the next run starts fresh
   cv_.notify_all();
 }
 

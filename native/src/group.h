@@ -36,7 +36,10 @@ class Group {
   void set_silent(int rank, bool silent);
   bool silent(int rank) const { return silent_[rank] != 0; }
 
-  // Starts a run: every rank calls it with its buffers; returns once all ranks joined (or throws).
+  // Starts a run: every rank calls it with its buffers; returns once every rank has started this
+  // run (or throws). A rank may reach its next run while slower ranks still finish the previous
+  // one: runs are counted per rank, and a rank only joins after it received everything of its
+  // previous run, so nothing of an old run can reach its new buffers.
   void join(int rank, int64_t steps, const RankBuffers& buffers);
   const RankBuffers& buffers(int rank) const { return buffers_[rank]; }
 
@@ -66,11 +69,9 @@ class Group {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<RankBuffers> buffers_;
-  std::vector<int64_t> finished_;               // last finished step per rank
-  std::vector<std::vector<int64_t>> arrived_;  // per rank, per step
-  int64_t run_ = 0;                            // increments when a run starts
-  int joined_ = 0;
-  int active_ = 0;
+  std::vector<int64_t> finished_;               // last finished step per rank, in its current run
+  std::vector<std::vector<int64_t>> arrived_;  // per rank, per step of its current run
+  std::vector<int64_t> runs_;                  // runs each rank has started
   bool failed_ = false;
   std::string failure_;
 };

@@ -3,6 +3,7 @@
 // (with the code) for everything else. Handles cross as jlong; the Java NDManager owns results.
 #include <jni.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,18 @@ void throw_java(JNIEnv* env, int code, const char* context) {
 
 void* h(jlong v) { return reinterpret_cast<void*>(static_cast<intptr_t>(v)); }
 jlong j(void* p) { return static_cast<jlong>(reinterpret_cast<intptr_t>(p)); }
+
+// Stats of a rank run: 6 totals, then (compute, comm, wait) per step (program word 4 = steps).
+size_t stats_length(const std::vector<int64_t>& program) {
+  int64_t steps = program.size() > 4 && program[4] > 0 && program[4] < (1 << 20) ? program[4] : 0;
+  return 6 + 3 * static_cast<size_t>(steps);
+}
+
+void copy_stats(JNIEnv* env, jdoubleArray stats, const std::vector<double>& st) {
+  if (stats == nullptr) return;
+  jsize n = std::min<jsize>(env->GetArrayLength(stats), static_cast<jsize>(st.size()));
+  env->SetDoubleArrayRegion(stats, 0, n, st.data());
+}
 
 jlongArray longs(JNIEnv* env, std::initializer_list<jlong> values) {
   jlongArray a = env->NewLongArray(static_cast<jsize>(values.size()));
@@ -147,15 +160,15 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankForward(
   jsize n = env->GetArrayLength(program);
   std::vector<int64_t> words(static_cast<size_t>(n));
   env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
-  double st[5] = {0, 0, 0, 0, 0};
+  std::vector<double> st(stats_length(words), 0.0);
   void* out = nullptr;
   void* lse = nullptr;
-  int rc = tasp_rank_forward(h(g), rank, words.data(), n, h(q), h(k), h(v), has_scale, scale, &out, &lse, st);
+  int rc = tasp_rank_forward(h(g), rank, words.data(), n, h(q), h(k), h(v), has_scale, scale, &out, &lse, st.data());
   if (rc != TASP_OK) {
     throw_java(env, rc, "rank forward");
     return nullptr;
   }
-  if (stats != nullptr && env->GetArrayLength(stats) >= 5) env->SetDoubleArrayRegion(stats, 0, 5, st);
+  copy_stats(env, stats, st);
   return longs(env, {j(out), j(lse)});
 }
 
@@ -221,15 +234,15 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclRankForw
   jsize n = env->GetArrayLength(program);
   std::vector<int64_t> words(static_cast<size_t>(n));
   env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
-  double st[5] = {0, 0, 0, 0, 0};
+  std::vector<double> st(stats_length(words), 0.0);
   void* out = nullptr;
   void* lse = nullptr;
-  int rc = tasp_nccl_rank_forward(h(comm), words.data(), n, h(q), h(k), h(v), has_scale, scale, &out, &lse, st);
+  int rc = tasp_nccl_rank_forward(h(comm), words.data(), n, h(q), h(k), h(v), has_scale, scale, &out, &lse, st.data());
   if (rc != TASP_OK) {
     throw_java(env, rc, "nccl rank forward");
     return nullptr;
   }
-  if (stats != nullptr && env->GetArrayLength(stats) >= 5) env->SetDoubleArrayRegion(stats, 0, 5, st);
+  copy_stats(env, stats, st);
   return longs(env, {j(out), j(lse)});
 }
 

@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
         description = "TASP sequence-parallel attention for DJL.",
         subcommands = {
             VersionCommand.class,
+            DemoCommand.class,
             AttentionCommand.class,
             TopologyCommand.class,
             PlanCommand.class,

@@ -31,8 +31,34 @@ public final class NativeGroup implements AutoCloseable {
     /** What one rank's run produced: output (input dtype), fp32 LSE, and timings. */
     public record RankOutput(NDArray output, NDArray lse, RankStats stats) {}
 
-    /** Per-rank timings of one run, in milliseconds, and bytes sent. */
-    public record RankStats(double computeMs, double commMs, double waitMs, double totalMs, long bytesSent) {}
+    /**
+     * Per-rank timings of one run in milliseconds, bytes sent, bytes of buffers the executor allocated
+     * for the rank (staging, receive buffers, accumulators, output), and per step the compute, comm
+     * and wait times.
+     */
+    public record RankStats(double computeMs, double commMs, double waitMs, double totalMs, long bytesSent,
+            long bufferBytes, double[] stepComputeMs, double[] stepCommMs, double[] stepWaitMs) {
+
+        /** Reads the stats array the native executor fills (see native/include/tasp.h). */
+        static RankStats of(double[] s) {
+            int steps = (s.length - 6) / 3;
+            double[] c = new double[steps];
+            double[] m = new double[steps];
+            double[] w = new double[steps];
+            for (int i = 0; i < steps; i++) {
+                c[i] = s[6 + 3 * i];
+                m[i] = s[7 + 3 * i];
+                w[i] = s[8 + 3 * i];
+            }
+            return new RankStats(s[0], s[1], s[2], s[3], (long) s[4], (long) s[5], c, m, w);
+        }
+
+        /** A stats array for a program of {@code program[4]} steps. */
+        static double[] buffer(long[] program) {
+            long steps = program.length > 4 ? Math.max(0, Math.min(program[4], program.length)) : 0;
+            return new double[6 + 3 * (int) steps];
+        }
+    }
 
     public int worldSize() {
         return worldSize;
@@ -58,7 +84,7 @@ public final class NativeGroup implements AutoCloseable {
      * calls this from its own thread), or until the group fails.
      */
     public RankOutput rankForward(int rank, long[] program, NDArray q, NDArray k, NDArray v, Float scale) {
-        double[] stats = new double[5];
+        double[] stats = RankStats.buffer(program);
         long g = enter();
         long[] r;
         try {
@@ -69,7 +95,7 @@ public final class NativeGroup implements AutoCloseable {
         }
         PtNDManager manager = (PtNDManager) q.getManager();
         return new RankOutput(new PtNDArray(manager, r[0]), new PtNDArray(manager, r[1]),
-                new RankStats(stats[0], stats[1], stats[2], stats[3], (long) stats[4]));
+                RankStats.of(stats));
     }
 
     private static long handle(NDArray a, String name) {

@@ -62,12 +62,12 @@ public final class NcclCommunicator implements AutoCloseable {
 
     /** Runs this rank's lowered plan over NCCL; every rank must call it. */
     public NativeGroup.RankOutput rankForward(long[] program, NDArray q, NDArray k, NDArray v, Float scale) {
-        double[] stats = new double[5];
+        double[] stats = NativeGroup.RankStats.buffer(program);
         long[] r = TaspLibrary.ncclRankForward(handle(), program, ptHandle(q), ptHandle(k), ptHandle(v),
                 scale != null, scale == null ? 0 : scale, stats);
         PtNDManager manager = (PtNDManager) q.getManager();
         return new NativeGroup.RankOutput(new PtNDArray(manager, r[0]), new PtNDArray(manager, r[1]),
-                new NativeGroup.RankStats(stats[0], stats[1], stats[2], stats[3], (long) stats[4]));
+                NativeGroup.RankStats.of(stats));
     }
 
     private static long ptHandle(NDArray a) {

@@ -43,6 +43,7 @@ public final class SequenceParallelGroup implements AutoCloseable {
     private final ExecutorService rankThreads;
     private final Map<Boolean, Plan> plans = new ConcurrentHashMap<>();
     private final Map<String, long[][]> programs = new ConcurrentHashMap<>();
+    private final NativeGroup.RankStats[] lastStats;
 
     private SequenceParallelGroup(Builder b) {
         this.topology = b.topology != null ? b.topology : Topology.virtualCpu(b.worldSize);
@@ -59,6 +60,7 @@ public final class SequenceParallelGroup implements AutoCloseable {
                 nativeGroup.setLinkRate(l.from(), l.to(), l.gbps() * 1e9 * b.fabricScale);
             }
         }
+        this.lastStats = new NativeGroup.RankStats[n];
         int id = GROUPS.incrementAndGet();
         AtomicInteger next = new AtomicInteger();
         this.rankThreads = Executors.newFixedThreadPool(n, r -> {
@@ -111,7 +113,14 @@ public final class SequenceParallelGroup implements AutoCloseable {
      */
     public NativeGroup.RankOutput forwardRank(
             int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen) {
-        return nativeGroup.rankForward(rank, programs(causal, seqLen)[rank], q, k, v, scale);
+        NativeGroup.RankOutput out = nativeGroup.rankForward(rank, programs(causal, seqLen)[rank], q, k, v, scale);
+        lastStats[rank] = out.stats();
+        return out;
+    }
+
+    /** Each rank's stats of its most recent forward (null for a rank that has not run), by rank. */
+    public List<NativeGroup.RankStats> lastStats() {
+        return java.util.Arrays.asList(lastStats.clone());
     }
 
     /**
@@ -129,10 +138,52 @@ public final class SequenceParallelGroup implements AutoCloseable {
         List<Future<NativeGroup.RankOutput>> futures = new ArrayList<>();
         for (int r = 0; r < n; r++) {
             final int rank = r;
-            futures.add(rankThreads.submit(
-                    () -> nativeGroup.rankForward(rank, progs[rank], qs.get(rank), ks.get(rank), vs.get(rank), scale)));
+            futures.add(rankThreads.submit(() -> {
+                try {
+                    NativeGroup.RankOutput o =
+                            nativeGroup.rankForward(rank, progs[rank], qs.get(rank), ks.get(rank), vs.get(rank), scale);
+                    lastStats[rank] = o.stats();
+                    return o;
+                } catch (IllegalArgumentException e) {
+                    nativeGroup.fail("rank " + rank + ": " + e.getMessage()); // the others stop waiting for it
+                    throw e;
+                }
+            }));
         }
-        List<NativeGroup.RankOutput> out = new ArrayList<>();
+        return collect(futures);
+    }
+
+    /** Work for one rank, run inside its {@link RankContext}. */
+    @FunctionalInterface
+    public interface RankWork<T> {
+        T run(int rank) throws Exception;
+    }
+
+    /**
+     * Runs {@code work} on every rank's thread, each inside a {@link RankContext} for a sequence of
+     * {@code seqLen} tokens sharded for the {@code causal} plan's layout, and returns the results by
+     * rank. Any rank's failure fails the group; the first failure is thrown.
+     */
+    public <T> List<T> runRanks(long seqLen, boolean causal, RankWork<T> work) {
+        int n = worldSize();
+        List<Future<T>> futures = new ArrayList<>();
+        for (int r = 0; r < n; r++) {
+            final int rank = r;
+            futures.add(rankThreads.submit(() -> {
+                try {
+                    return RankContext.run(this, rank, seqLen, causal, () -> work.run(rank));
+                } catch (RuntimeException e) {
+                    nativeGroup.fail("rank " + rank + ": " + e);
+                    throw e;
+                }
+            }));
+        }
+        return collect(futures);
+    }
+
+    private <T> List<T> collect(List<Future<T>> futures) {
+        int n = futures.size();
+        List<T> out = new ArrayList<>();
         RuntimeException first = null;
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs * (n + 2L) + 10_000);
         for (int r = 0; r < n; r++) {

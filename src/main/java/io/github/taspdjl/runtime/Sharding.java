@@ -11,38 +11,57 @@ import java.util.TreeMap;
 
 /**
  * Moves a full sequence into each rank's part for a plan's layout and back. The sequence axis is
- * axis 2 of (B, H, S, D) tensors and of (B, H, S) LSEs. A rank's part is its blocks concatenated in
+ * axis 2 of attention tensors (B, H, S, D) and LSEs (B, H, S) ({@link #HEADS_AXIS}), and axis 1 of
+ * token embeddings (B, S, E) ({@link #TOKENS_AXIS}). A rank's part is its blocks concatenated in
  * layout order (contiguous: block r; zigzag: blocks r and 2n-1-r). Any length works: block b is
  * tokens [floor(b*S/blocks), floor((b+1)*S/blocks)).
  */
 public final class Sharding {
 
-    private static final int SEQ_AXIS = 2;
+    /** The sequence axis of (B, H, S, D) and (B, H, S) tensors. */
+    public static final int HEADS_AXIS = 2;
+    /** The sequence axis of (B, S, E) token embeddings. */
+    public static final int TOKENS_AXIS = 1;
 
     private Sharding() {}
 
-    /** Rank r's part of {@code full}, shaped (B, H, localTokens, ...). */
+    /** Rank r's part of {@code full} (B, H, S, ...), shaped (B, H, localTokens, ...). */
     public static NDArray shard(NDArray full, SequenceLayout layout, int rank) {
-        long seqLen = sequenceLength(full);
+        return shard(full, layout, rank, HEADS_AXIS);
+    }
+
+    /** Rank r's part of {@code full} along {@code axis}. */
+    public static NDArray shard(NDArray full, SequenceLayout layout, int rank, int axis) {
+        long seqLen = sequenceLength(full, axis);
         NDList parts = new NDList();
         for (int b : layout.blocksOfRank(rank)) {
             long[] range = layout.blockRange(b, seqLen);
-            parts.add(full.get(slice(full, range[0], range[1])));
+            parts.add(full.get(slice(full, axis, range[0], range[1])));
         }
-        return parts.size() == 1 ? parts.get(0) : NDArrays.concat(parts, SEQ_AXIS);
+        return parts.size() == 1 ? parts.get(0) : NDArrays.concat(parts, axis);
     }
 
     /** Every rank's part, indexed by rank. */
     public static List<NDArray> shardAll(NDArray full, SequenceLayout layout) {
+        return shardAll(full, layout, HEADS_AXIS);
+    }
+
+    /** Every rank's part along {@code axis}, indexed by rank. */
+    public static List<NDArray> shardAll(NDArray full, SequenceLayout layout, int axis) {
         List<NDArray> out = new ArrayList<>();
         for (int r = 0; r < layout.worldSize(); r++) {
-            out.add(shard(full, layout, r));
+            out.add(shard(full, layout, r, axis));
         }
         return out;
     }
 
     /** The inverse of {@link #shardAll}: puts each rank's blocks back in sequence order. */
     public static NDArray gather(List<NDArray> parts, SequenceLayout layout, long seqLen) {
+        return gather(parts, layout, seqLen, HEADS_AXIS);
+    }
+
+    /** The inverse of {@link #shardAll} along {@code axis}. */
+    public static NDArray gather(List<NDArray> parts, SequenceLayout layout, long seqLen, int axis) {
         if (parts.size() != layout.worldSize()) {
             throw new IllegalArgumentException(
                     "gather needs one part per rank: " + parts.size() + " parts for " + layout.worldSize() + " ranks");
@@ -51,33 +70,33 @@ public final class Sharding {
         for (int r = 0; r < parts.size(); r++) {
             NDArray part = parts.get(r);
             long expected = RankProgram.localTokens(layout, r, seqLen);
-            if (part.getShape().dimension() <= SEQ_AXIS || part.getShape().get(SEQ_AXIS) != expected) {
+            if (part.getShape().dimension() <= axis || part.getShape().get(axis) != expected) {
                 throw new IllegalArgumentException("rank " + r + "'s part " + part.getShape() + " should hold "
-                        + expected + " tokens on axis " + SEQ_AXIS);
+                        + expected + " tokens on axis " + axis);
             }
             long at = 0;
             for (int b : layout.blocksOfRank(r)) {
                 long[] range = layout.blockRange(b, seqLen);
                 long len = range[1] - range[0];
-                byStart.put(range[0], part.get(slice(part, at, at + len)));
+                byStart.put(range[0], part.get(slice(part, axis, at, at + len)));
                 at += len;
             }
         }
-        return NDArrays.concat(new NDList(byStart.values().toArray(new NDArray[0])), SEQ_AXIS);
+        return NDArrays.concat(new NDList(byStart.values().toArray(new NDArray[0])), axis);
     }
 
-    private static long sequenceLength(NDArray full) {
-        if (full.getShape().dimension() <= SEQ_AXIS) {
+    private static long sequenceLength(NDArray full, int axis) {
+        if (full.getShape().dimension() <= axis) {
             throw new IllegalArgumentException(
-                    "expected (batch, heads, sequence, ...) with the sequence on axis 2, got " + full.getShape());
+                    "expected the sequence on axis " + axis + ", got shape " + full.getShape());
         }
-        return full.getShape().get(SEQ_AXIS);
+        return full.getShape().get(axis);
     }
 
-    private static NDIndex slice(NDArray a, long from, long to) {
-        StringBuilder sb = new StringBuilder(":, :, ").append(from).append(':').append(to);
-        for (int d = SEQ_AXIS + 1; d < a.getShape().dimension(); d++) {
-            sb.append(", :");
+    private static NDIndex slice(NDArray a, int axis, long from, long to) {
+        StringBuilder sb = new StringBuilder();
+        for (int d = 0; d < a.getShape().dimension(); d++) {
+            sb.append(d == 0 ? "" : ", ").append(d == axis ? from + ":" + to : ":");
         }
         return new NDIndex(sb.toString());
     }

@@ -1,0 +1,337 @@
+package io.github.taspdjl.attention;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.Dropout;
+import ai.djl.nn.transformer.ScaledDotProductAttentionBlock;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import io.github.taspdjl.runtime.RankContext;
+import io.github.taspdjl.runtime.SequenceParallelGroup;
+import java.lang.reflect.Field;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A drop-in for DJL's {@link ScaledDotProductAttentionBlock}: the same builder options, the same
+ * child blocks in the same order (keyProjection, queryProjection, valueProjection,
+ * resultProjection, probabilityDropout) and the same parameter format version, so it loads
+ * parameters saved from DJL's block, and the same input forms:
+ *
+ * <ul>
+ *   <li>[x (B, F, E)]: self-attention;
+ *   <li>[x (B, F, E), mask (B, F, F)]: masked self-attention;
+ *   <li>[keys (B, F, E), queries (B, T, E), values (B, F, E)];
+ *   <li>[keys, queries, values, mask (B, T, F)].
+ * </ul>
+ *
+ * <p>How attention runs (inference, {@code training = false}):
+ *
+ * <ul>
+ *   <li>inside {@link RankContext#run} (a model running one rank's shard): this rank's part of TASP
+ *       attention over the group's plan;
+ *   <li>built with {@link Builder#optGroup}: the whole sequence goes through the group (sharded,
+ *       run on every rank, gathered);
+ *   <li>otherwise: single-device flash attention, which never builds the F x F score matrix.
+ * </ul>
+ *
+ * <p>Masks: a mask of ones is ignored and a lower-triangular mask of ones (F == T) runs as causal
+ * attention, on every path; any other mask is honoured only on one device, by DJL's own math (which
+ * materializes the scores). {@link Builder#optCausal} makes every call causal without a mask.
+ *
+ * <p>Training ({@code training = true}): the fused kernels are not recorded by DJL's autograd, so
+ * on one device the block computes attention with DJL's own operations (as DJL's block does,
+ * gradients and dropout included); inside a group it refuses, since the distributed backward is
+ * not built yet.
+ */
+public final class TaspAttentionBlock extends AbstractBlock {
+
+    private static final Logger logger = LoggerFactory.getLogger(TaspAttentionBlock.class);
+    /** The parameter format version of DJL's ScaledDotProductAttentionBlock, which we read and write. */
+    private static final byte VERSION = 1;
+
+    private final int embeddingSize;
+    private final int headCount;
+    private final boolean causal;
+    private final SequenceParallelGroup group;
+    private final Linear keyProjection;
+    private final Linear queryProjection;
+    private final Linear valueProjection;
+    private final Linear resultProjection;
+    private final Dropout attentionProbsDropout;
+
+    private TaspAttentionBlock(Builder b, Linear key, Linear query, Linear value, Linear result, Dropout dropout) {
+        super(VERSION);
+        if (b.embeddingSize <= 0 || b.headCount <= 0 || b.embeddingSize % b.headCount != 0) {
+            throw new IllegalArgumentException("embedding size (" + b.embeddingSize
+                    + ") must be a positive multiple of the head count (" + b.headCount + ")");
+        }
+        this.embeddingSize = b.embeddingSize;
+        this.headCount = b.headCount;
+        this.causal = b.causal;
+        this.group = b.group;
+        this.keyProjection = addChildBlock("keyProjection", key);
+        this.queryProjection = addChildBlock("queryProjection", query);
+        this.valueProjection = addChildBlock("valueProjection", value);
+        this.resultProjection = addChildBlock("resultProjection", result);
+        this.attentionProbsDropout = addChildBlock("probabilityDropout", dropout);
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * A TaspAttentionBlock that shares the projections (and so the parameters) of an existing DJL
+     * block, for swapping it into a model without copying weights.
+     */
+    public static TaspAttentionBlock from(ScaledDotProductAttentionBlock djl, boolean causal, SequenceParallelGroup g) {
+        Builder b = builder().setEmbeddingSize(privateInt(djl, "embeddingSize")).setHeadCount(privateInt(djl, "headCount"))
+                .optCausal(causal);
+        b.group = g;
+        Dropout dropout = (Dropout) djl.getChildren().get("probabilityDropout");
+        return new TaspAttentionBlock(b, djl.getKeyProjection(), djl.getQueryProjection(), djl.getValueProjection(),
+                djl.getResultProjection(), dropout);
+    }
+
+    private static int privateInt(ScaledDotProductAttentionBlock djl, String name) {
+        try {
+            Field f = ScaledDotProductAttentionBlock.class.getDeclaredField(name);
+            f.setAccessible(true);
+            return f.getInt(djl);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            throw new IllegalStateException("cannot read " + name + " of DJL's ScaledDotProductAttentionBlock "
+                    + "(a DJL version this code does not know?): " + e, e);
+        }
+    }
+
+    public Linear getKeyProjection() {
+        return keyProjection;
+    }
+
+    public Linear getQueryProjection() {
+        return queryProjection;
+    }
+
+    public Linear getValueProjection() {
+        return valueProjection;
+    }
+
+    public Linear getResultProjection() {
+        return resultProjection;
+    }
+
+    public int getEmbeddingSize() {
+        return embeddingSize;
+    }
+
+    public int getHeadCount() {
+        return headCount;
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        if (inputShapes.length == 1 || inputShapes.length == 2) {
+            return new Shape[] {inputShapes[0]};
+        } else if (inputShapes.length == 3 || inputShapes.length == 4) {
+            return new Shape[] {inputShapes[1]};
+        }
+        throw new IllegalArgumentException("Invalid number of input shapes: " + inputShapes.length + ", must be 1-4.");
+    }
+
+    @Override
+    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
+        Shape projectionShape = new Shape(-1L, embeddingSize);
+        for (Block projection : children.values()) {
+            projection.initialize(manager, DataType.FLOAT32, projectionShape);
+        }
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        if (inputs.isEmpty() || inputs.size() > 4) {
+            throw new IllegalArgumentException("TaspAttentionBlock takes 1 to 4 inputs, got " + inputs.size());
+        }
+        long e = embeddingSize;
+        long n = headCount;
+        long h = e / n;
+        NDArray keyIn = inputs.size() < 3 ? inputs.get(0) : inputs.get(0);
+        NDArray queryIn = inputs.size() < 3 ? inputs.get(0) : inputs.get(1);
+        NDArray valueIn = inputs.size() < 3 ? inputs.get(0) : inputs.get(2);
+        for (NDArray a : new NDArray[] {keyIn, queryIn, valueIn}) {
+            if (a.getShape().dimension() != 3 || a.getShape().get(2) != e) {
+                throw new IllegalArgumentException("TaspAttentionBlock inputs must be (batch, sequence, " + e
+                        + "), got " + a.getShape());
+            }
+        }
+        long b = queryIn.getShape().get(0);
+        long f = keyIn.getShape().get(1);
+        long t = queryIn.getShape().get(1);
+        if (keyIn.getShape().get(0) != b || !valueIn.getShape().equals(keyIn.getShape())) {
+            throw new IllegalArgumentException("keys " + keyIn.getShape() + ", queries " + queryIn.getShape()
+                    + " and values " + valueIn.getShape() + " do not fit together");
+        }
+        NDArray mask = inputs.size() == 2 || inputs.size() == 4 ? inputs.get(inputs.size() - 1) : null;
+
+        NDArray k = heads(keyProjection.forward(ps, new NDList(keyIn.reshape(b * f, e)), training, params).head(),
+                b, f, n, h);
+        NDArray q = heads(queryProjection.forward(ps, new NDList(queryIn.reshape(b * t, e)), training, params)
+                .head(), b, t, n, h);
+        NDArray v = heads(valueProjection.forward(ps, new NDList(valueIn.reshape(b * f, e)), training, params)
+                .head(), b, f, n, h);
+
+        Optional<RankContext> rank = RankContext.current();
+        boolean distributed = rank.isPresent() || group != null;
+        MaskKind kind = mask == null ? MaskKind.NONE : classify(mask, b, t, f);
+        boolean isCausal = causal || kind == MaskKind.CAUSAL;
+        NDArray result; // (B, N, T, H)
+        if (training) {
+            if (distributed) {
+                throw new UnsupportedOperationException("TaspAttentionBlock cannot train inside a sequence-parallel "
+                        + "group yet: the distributed backward is not built. Train on one device, or run inference.");
+            }
+            result = materialized(ps, q, k, v, isCausal, kind == MaskKind.OTHER ? mask : null, b, t, f, h, true,
+                    params);
+        } else if (kind == MaskKind.OTHER) {
+            if (distributed) {
+                throw new IllegalArgumentException("TaspAttentionBlock can honour only no mask, a mask of ones or a "
+                        + "causal (lower-triangular) mask inside a sequence-parallel group; got another mask "
+                        + mask.getShape());
+            }
+            logger.debug("general attention mask: computing with DJL's operations (scores materialized)");
+            result = materialized(ps, q, k, v, isCausal, mask, b, t, f, h, false, params);
+        } else if (rank.isPresent()) {
+            RankContext c = rank.get();
+            requireSelfAttention(f, t);
+            if (c.causal() != isCausal) {
+                throw new IllegalStateException("this rank's tokens were sharded for " + (c.causal() ? "causal" : "full")
+                        + "-mask plans, but this attention block runs " + (isCausal ? "causal" : "full-mask")
+                        + " attention, whose plan lays the sequence out differently; shard with causal=" + isCausal);
+            }
+            result = TaspAttention.forward(c.group(), c.rank(), q, k, v, isCausal, null, c.seqLen()).output();
+        } else if (group != null) {
+            requireSelfAttention(f, t);
+            result = TaspAttention.forward(group, q, k, v, isCausal, null).output();
+        } else {
+            result = FlashAttention.forward(q, k, v, isCausal).output();
+        }
+        NDArray flat = result.transpose(0, 2, 1, 3).reshape(b * t, e);
+        NDArray out = resultProjection.forward(ps, new NDList(flat), training, params).head();
+        return new NDList(out.reshape(b, t, e));
+    }
+
+    private static void requireSelfAttention(long f, long t) {
+        if (f != t) {
+            throw new IllegalArgumentException("sequence-parallel attention needs queries and keys of one sequence: "
+                    + "query length " + t + ", key length " + f);
+        }
+    }
+
+    /** (B * S, E) -> (B, N, S, H). */
+    private static NDArray heads(NDArray projected, long b, long s, long n, long h) {
+        return projected.reshape(b, s, n, h).transpose(0, 2, 1, 3);
+    }
+
+    private enum MaskKind {
+        NONE,
+        CAUSAL,
+        OTHER
+    }
+
+    /** Ones everywhere: no mask; ones on and below the diagonal (T == F): causal; anything else: other. */
+    private static MaskKind classify(NDArray mask, long b, long t, long f) {
+        if (mask.getShape().size() != b * t * f) {
+            throw new IllegalArgumentException("attention mask " + mask.getShape() + " must be (" + b + ", " + t + ", "
+                    + f + ")");
+        }
+        NDArray m = mask.reshape(b, t, f).toType(DataType.FLOAT32, false);
+        if (m.eq(1f).all().getBoolean()) {
+            return MaskKind.NONE;
+        }
+        if (t == f) {
+            NDManager mm = m.getManager();
+            NDArray rows = mm.arange(0, (int) t, 1, DataType.INT64).reshape(t, 1);
+            NDArray cols = mm.arange(0, (int) f, 1, DataType.INT64).reshape(1, f);
+            NDArray lower = cols.lte(rows).toType(DataType.FLOAT32, false).broadcast(b, t, f);
+            if (m.eq(lower).all().getBoolean()) {
+                return MaskKind.CAUSAL;
+            }
+        }
+        return MaskKind.OTHER;
+    }
+
+    /** DJL's own attention math: scores, mask offset of -100000, softmax, dropout, weighted sum. */
+    private NDArray materialized(ParameterStore ps, NDArray q, NDArray k, NDArray v, boolean isCausal, NDArray mask,
+            long b, long t, long f, long h, boolean training, PairList<String, Object> params) {
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(1f / (float) Math.sqrt(h));
+        NDManager mm = scores.getManager();
+        if (mask != null) {
+            NDArray keep = mask.reshape(b, 1, t, f).toType(DataType.FLOAT32, false);
+            scores = scores.add(keep.mul(-1f).add(1f).mul(-100000f));
+        }
+        if (isCausal) {
+            NDArray rows = mm.arange(0, (int) t, 1, DataType.INT64).reshape(t, 1);
+            NDArray cols = mm.arange(0, (int) f, 1, DataType.INT64).reshape(1, f);
+            scores = scores.add(cols.gt(rows).toType(DataType.FLOAT32, false).mul(-100000f));
+        }
+        NDArray probs = scores.softmax(3);
+        probs = attentionProbsDropout.forward(ps, new NDList(probs), training, params).singletonOrThrow();
+        return probs.matMul(v);
+    }
+
+    /** Builds a {@link TaspAttentionBlock}; the options of DJL's block plus causal and group. */
+    public static final class Builder {
+        private int embeddingSize;
+        private int headCount;
+        private float attentionProbsDropoutProb = 0.1f;
+        private boolean causal;
+        private SequenceParallelGroup group;
+
+        private Builder() {}
+
+        public Builder setEmbeddingSize(int embeddingSize) {
+            this.embeddingSize = embeddingSize;
+            return this;
+        }
+
+        public Builder setHeadCount(int headCount) {
+            this.headCount = headCount;
+            return this;
+        }
+
+        /** Dropout of attention probabilities, applied in training only (as in DJL's block). */
+        public Builder optAttentionProbsDropoutProb(float attentionProbsDropoutProb) {
+            this.attentionProbsDropoutProb = attentionProbsDropoutProb;
+            return this;
+        }
+
+        /** Every call is causal (query i sees keys 0..i), without a mask input. */
+        public Builder optCausal(boolean causal) {
+            this.causal = causal;
+            return this;
+        }
+
+        /** Runs attention over the whole sequence through this group (virtual or GPU ranks). */
+        public Builder optGroup(SequenceParallelGroup group) {
+            this.group = group;
+            return this;
+        }
+
+        public TaspAttentionBlock build() {
+            return new TaspAttentionBlock(this, projection(), projection(), projection(), projection(),
+                    Dropout.builder().optRate(attentionProbsDropoutProb).build());
+        }
+
+        private Linear projection() {
+            return Linear.builder().optBias(true).setUnits(embeddingSize).build();
+        }
+    }
+}

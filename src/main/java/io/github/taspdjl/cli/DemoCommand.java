@@ -1,0 +1,201 @@
+package io.github.taspdjl.cli;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.training.ParameterStore;
+import io.github.taspdjl.attention.TaspTransformerLayer;
+import io.github.taspdjl.jni.NativeGroup;
+import io.github.taspdjl.plan.Plan;
+import io.github.taspdjl.plan.Strategy;
+import io.github.taspdjl.plan.decompose.HamiltonianCycle;
+import io.github.taspdjl.runtime.SequenceParallelGroup;
+import io.github.taspdjl.runtime.Sharding;
+import io.github.taspdjl.topology.Topology;
+import io.github.taspdjl.topology.TopologyDetector;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code tasp demo}, the main job: a small causal transformer (TaspTransformerLayer blocks) over a
+ * long sequence, run on one device and then on N sequence-parallel ranks (each rank runs the whole
+ * model on its shard of the sequence; attention goes over the TASP plan), and checked against each
+ * other. Prints the topology, the plan, a per-step timeline of the last attention call, the largest
+ * error, the times and the memory per rank against DJL's own attention block.
+ */
+@Command(name = "demo", description = "Run a small long-context transformer on one device and over TASP ranks, and compare.")
+public final class DemoCommand implements Callable<Integer> {
+
+    @Option(names = "--seq", defaultValue = "16384", description = "sequence length (default ${DEFAULT-VALUE})")
+    int seq;
+
+    @Option(names = "--ranks", description = "sequence-parallel ranks (default: the detected GPUs, or 8 virtual CPU ranks)")
+    Integer ranks;
+
+    @Option(names = "--layers", defaultValue = "2", description = "transformer layers (default ${DEFAULT-VALUE})")
+    int layers;
+
+    @Option(names = "--embedding", defaultValue = "64", description = "embedding size (default ${DEFAULT-VALUE})")
+    int embedding;
+
+    @Option(names = "--heads", defaultValue = "4", description = "attention heads (default ${DEFAULT-VALUE})")
+    int heads;
+
+    @Option(names = "--strategy", defaultValue = "tasp", description = "plan strategy (default ${DEFAULT-VALUE})")
+    String strategy;
+
+    @Option(names = "--full-mask", description = "bidirectional attention instead of causal")
+    boolean fullMask;
+
+    @Override
+    public Integer call() throws Exception {
+        boolean causal = !fullMask;
+        Engine engine = Engine.getEngine("PyTorch");
+        engine.setRandomSeed(2026);
+        Device device = engine.defaultDevice();
+        TopologyDetector.Detection detection = TopologyDetector.standard().detect();
+        int n = ranks != null ? ranks
+                : detection.gpuFound() ? detection.topology().deviceCount() : TopologyDetector.DEFAULT_VIRTUAL_RANKS;
+        if (n < 1) {
+            throw new IllegalArgumentException("--ranks must be at least 1, got " + n);
+        }
+        Topology topology = detection.gpuFound() && detection.topology().deviceCount() == n
+                ? detection.topology() : Topology.virtualCpu(n);
+        step(1, "topology");
+        if (detection.gpuFound()) {
+            System.out.printf(Locale.ROOT, "  %d GPU(s) detected (%s, %s); DJL runs on %s%n",
+                    detection.topology().deviceCount(), detection.topology().fabric(), detection.topology().source(),
+                    device);
+            if (device.isGpu()) {
+                System.out.println("  the ranks run as virtual ranks on " + device
+                        + " (one process; NCCL ranks need one process or thread per GPU, see NcclGroup)");
+            }
+        } else {
+            System.out.println("  no GPU found: " + n + " virtual CPU ranks in this JVM, all-to-all in-process links");
+        }
+        System.out.println("  " + topology);
+
+        try (NDManager manager = NDManager.newBaseManager(device, "PyTorch");
+                SequenceParallelGroup group = SequenceParallelGroup.builder().topology(topology)
+                        .strategy(Strategy.fromName(strategy)).timeout(600_000).build()) {
+            Plan plan = group.plan(causal);
+            step(2, "plan");
+            System.out.printf(Locale.ROOT, "  %s over %d ranks, %s layout, %d steps%n", plan.strategy().cliName(),
+                    n, plan.layout().kind().name().toLowerCase(Locale.ROOT), plan.steps().size());
+            int c = 0;
+            for (HamiltonianCycle cycle : plan.cycles()) {
+                System.out.println("  cycle " + c++ + ": " + cycleText(cycle));
+            }
+            for (String note : plan.notes()) {
+                System.out.println("  note: " + note);
+            }
+
+            SequentialBlock model = new SequentialBlock();
+            for (int i = 0; i < layers; i++) {
+                model.add(TaspTransformerLayer.builder().setEmbeddingSize(embedding).setHeadCount(heads)
+                        .optCausal(causal).build());
+            }
+            model.initialize(manager, DataType.FLOAT32, new Shape(1, seq, embedding));
+            NDArray x = manager.randomNormal(new Shape(1, seq, embedding));
+            ParameterStore ps = new ParameterStore(manager, false);
+
+            step(3, String.format(Locale.ROOT, "%d-layer transformer (E=%d, %d heads) over %d tokens on one device",
+                    layers, embedding, heads, seq));
+            long rss0 = peakRssBytes();
+            long t0 = System.nanoTime();
+            NDArray single = model.forward(ps, new NDList(x), false).singletonOrThrow();
+            single.toFloatArray(); // wait for the result
+            double singleMs = (System.nanoTime() - t0) / 1e6;
+            System.out.printf(Locale.ROOT, "  done in %.1f s%n", singleMs / 1e3);
+
+            step(4, "the same model on " + n + " ranks, each on its shard of the sequence");
+            List<NDArray> shards = Sharding.shardAll(x, plan.layout(), Sharding.TOKENS_AXIS);
+            long t1 = System.nanoTime();
+            List<NDArray> outs = group.runRanks(seq, causal, rank -> {
+                NDArray out = model.forward(ps, new NDList(shards.get(rank)), false).singletonOrThrow();
+                out.toFloatArray();
+                System.out.printf(Locale.ROOT, "  rank %d finished after %.1f s%n", rank, (System.nanoTime() - t1) / 1e9);
+                return out;
+            });
+            double taspMs = (System.nanoTime() - t1) / 1e6;
+            NDArray gathered = Sharding.gather(outs, plan.layout(), seq, Sharding.TOKENS_AXIS);
+            double maxError = gathered.sub(single).abs().max().getFloat();
+
+            step(5, "results");
+            List<NativeGroup.RankStats> stats = group.lastStats();
+            printTimeline(stats);
+            long djlBytes = 2L * heads * seq * (long) seq * Float.BYTES; // scores and probabilities, fp32
+            long perRank = stats.stream().mapToLong(NativeGroup.RankStats::bufferBytes).max().orElse(0);
+            System.out.printf(Locale.ROOT, "time: one device %.1f s, %d ranks %.1f s (ranks share this machine's cores)%n",
+                    singleMs / 1e3, n, taspMs / 1e3);
+            System.out.printf(Locale.ROOT, "memory per attention call: DJL's ScaledDotProductAttentionBlock would "
+                    + "materialize %s of scores and probabilities; TASP's executor holds %s per rank%n",
+                    human(djlBytes), human(perRank));
+            long rss = peakRssBytes();
+            if (rss > 0) {
+                System.out.printf(Locale.ROOT, "process peak resident memory: %s (before the runs: %s)%n", human(rss),
+                        human(rss0));
+            }
+            System.out.printf(Locale.ROOT, "max error = %.3e%n", maxError);
+            return maxError <= 1e-4 ? 0 : 1;
+        }
+    }
+
+    private static void step(int i, String what) {
+        System.out.printf(Locale.ROOT, "[%d/5] %s%n", i, what);
+        System.out.flush();
+    }
+
+    private static String cycleText(HamiltonianCycle cycle) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < cycle.size(); i++) {
+            sb.append(cycle.at(i)).append(" -> ");
+        }
+        return sb.append(cycle.at(0)).toString();
+    }
+
+    private static void printTimeline(List<NativeGroup.RankStats> stats) {
+        System.out.println("timeline of the last attention call (ms, mean over ranks; comm runs beside compute):");
+        System.out.printf(Locale.ROOT, "  %-6s %10s %10s %10s%n", "step", "compute", "comm", "wait");
+        int steps = stats.stream().filter(s -> s != null).mapToInt(s -> s.stepComputeMs().length).max().orElse(0);
+        for (int t = 0; t < steps; t++) {
+            final int step = t;
+            double c = stats.stream().filter(s -> s != null).mapToDouble(s -> s.stepComputeMs()[step]).average().orElse(0);
+            double m = stats.stream().filter(s -> s != null).mapToDouble(s -> s.stepCommMs()[step]).average().orElse(0);
+            double w = stats.stream().filter(s -> s != null).mapToDouble(s -> s.stepWaitMs()[step]).average().orElse(0);
+            System.out.printf(Locale.ROOT, "  %-6d %10.2f %10.2f %10.2f%n", t, c, m, w);
+        }
+    }
+
+    /** The process's peak resident set (VmHWM), or -1 where /proc is not there. */
+    static long peakRssBytes() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+        return -1;
+    }
+
+    static String human(long bytes) {
+        if (bytes >= 1L << 30) {
+            return String.format(Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30));
+        }
+        return String.format(Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
+    }
+}
