@@ -96,7 +96,16 @@ public final class TaspAttentionBlock extends AbstractBlock {
         Builder b = builder().setEmbeddingSize(privateInt(djl, "embeddingSize")).setHeadCount(privateInt(djl, "headCount"))
                 .optCausal(causal);
         b.group = g;
-        Dropout dropout = (Dropout) djl.getChildren().get("probabilityDropout");
+        Dropout dropout = null;
+        for (var child : djl.getChildren()) {
+            if (child.getKey().endsWith("probabilityDropout") && child.getValue() instanceof Dropout) {
+                dropout = (Dropout) child.getValue();
+            }
+        }
+        if (dropout == null) {
+            throw new IllegalStateException("DJL's ScaledDotProductAttentionBlock has no probabilityDropout child "
+                    + "(a DJL version this code does not know?): " + djl.getChildren().keys());
+        }
         return new TaspAttentionBlock(b, djl.getKeyProjection(), djl.getQueryProjection(), djl.getValueProjection(),
                 djl.getResultProjection(), dropout);
     }
