@@ -90,6 +90,10 @@ public final class DemoCommand implements Callable<Integer> {
                 SequenceParallelGroup group = SequenceParallelGroup.builder().topology(topology)
                         .strategy(Strategy.fromName(strategy)).timeout(600_000).build()) {
             Plan plan = group.plan(causal);
+            if (seq < plan.layout().minimumLength()) {
+                throw new IllegalArgumentException("--seq " + seq + " is shorter than the " + plan.layout().minimumLength()
+                        + " tokens a " + plan.strategy().cliName() + " plan over " + n + " ranks needs");
+            }
             step(2, "plan");
             System.out.printf(Locale.ROOT, "  %s over %d ranks, %s layout, %d steps%n", plan.strategy().cliName(),
                     n, plan.layout().kind().name().toLowerCase(Locale.ROOT), plan.steps().size());

@@ -28,7 +28,29 @@ public final class TaspCli implements Runnable {
         spec.commandLine().usage(System.out);
     }
 
+    /**
+     * The CLI with its error handling: bad input (IllegalArgumentException) is one line naming the
+     * problem and exit code 2; a failure of the native layer or a peer is one line and exit code 1;
+     * anything else keeps its stack trace.
+     */
+    public static CommandLine commandLine() {
+        CommandLine cli = new CommandLine(new TaspCli());
+        cli.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
+            String name = cmd.getCommandName();
+            if (ex instanceof IllegalArgumentException) {
+                cmd.getErr().println("tasp " + name + ": " + ex.getMessage());
+                return 2;
+            }
+            if (ex instanceof io.github.taspdjl.jni.TaspNativeException || ex instanceof IllegalStateException) {
+                cmd.getErr().println("tasp " + name + ": " + ex.getMessage());
+                return 1;
+            }
+            throw ex;
+        });
+        return cli;
+    }
+
     public static void main(String[] args) {
-        System.exit(new CommandLine(new TaspCli()).execute(args));
+        System.exit(commandLine().execute(args));
     }
 }

@@ -34,7 +34,7 @@ public class BenchCommandTest {
 
     @Test
     public void rejectsASingleRank() {
-        int exit = new CommandLine(new TaspCli()).execute("bench", "--gpus", "1");
-        assertTrue(exit != 0);
+        int exit = TaspCli.commandLine().execute("bench", "--gpus", "1");
+        assertEquals(exit, 2);
     }
 }
