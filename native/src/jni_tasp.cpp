@@ -48,6 +48,24 @@ jlongArray longs(JNIEnv* env, std::initializer_list<jlong> values) {
   return a;
 }
 
+// Runs a rank program through `call(words, &out, &lse, stats)`; returns {out, lse} or throws.
+template <typename Call>
+jlongArray run_program(JNIEnv* env, jlongArray program, jdoubleArray stats, const char* context, Call call) {
+  jsize n = env->GetArrayLength(program);
+  std::vector<int64_t> words(static_cast<size_t>(n));
+  env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
+  std::vector<double> st(stats_length(words), 0.0);
+  void* out = nullptr;
+  void* lse = nullptr;
+  int rc = call(words, &out, &lse, st.data());
+  if (rc != TASP_OK) {
+    throw_java(env, rc, context);
+    return nullptr;
+  }
+  copy_stats(env, stats, st);
+  return longs(env, {j(out), j(lse)});
+}
+
 }  // namespace
 
 extern "C" {
@@ -157,19 +175,11 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankForward(
                                                                                jlongArray program, jlong q, jlong k,
                                                                                jlong v, jboolean has_scale,
                                                                                jdouble scale, jdoubleArray stats) {
-  jsize n = env->GetArrayLength(program);
-  std::vector<int64_t> words(static_cast<size_t>(n));
-  env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
-  std::vector<double> st(stats_length(words), 0.0);
-  void* out = nullptr;
-  void* lse = nullptr;
-  int rc = tasp_rank_forward(h(g), rank, words.data(), n, h(q), h(k), h(v), has_scale, scale, &out, &lse, st.data());
-  if (rc != TASP_OK) {
-    throw_java(env, rc, "rank forward");
-    return nullptr;
-  }
-  copy_stats(env, stats, st);
-  return longs(env, {j(out), j(lse)});
+  return run_program(env, program, stats, "rank forward",
+                     [&](const std::vector<int64_t>& words, void** out, void** lse, double* st) {
+                       return tasp_rank_forward(h(g), rank, words.data(), static_cast<int64_t>(words.size()), h(q),
+                                                h(k), h(v), has_scale, scale, out, lse, st);
+                     });
 }
 
 namespace {
@@ -231,19 +241,11 @@ JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclCommDestroy(JN
 JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclRankForward(
     JNIEnv* env, jclass, jlong comm, jlongArray program, jlong q, jlong k, jlong v, jboolean has_scale, jdouble scale,
     jdoubleArray stats) {
-  jsize n = env->GetArrayLength(program);
-  std::vector<int64_t> words(static_cast<size_t>(n));
-  env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
-  std::vector<double> st(stats_length(words), 0.0);
-  void* out = nullptr;
-  void* lse = nullptr;
-  int rc = tasp_nccl_rank_forward(h(comm), words.data(), n, h(q), h(k), h(v), has_scale, scale, &out, &lse, st.data());
-  if (rc != TASP_OK) {
-    throw_java(env, rc, "nccl rank forward");
-    return nullptr;
-  }
-  copy_stats(env, stats, st);
-  return longs(env, {j(out), j(lse)});
+  return run_program(env, program, stats, "nccl rank forward",
+                     [&](const std::vector<int64_t>& words, void** out, void** lse, double* st) {
+                       return tasp_nccl_rank_forward(h(comm), words.data(), static_cast<int64_t>(words.size()), h(q),
+                                                     h(k), h(v), has_scale, scale, out, lse, st);
+                     });
 }
 
 }  // extern "C"

@@ -3,31 +3,19 @@ package io.github.taspdjl.cli;
 import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.testng.annotations.Test;
-import picocli.CommandLine;
 
 /** {@code tasp demo} (small settings): the model over 4 virtual ranks agrees with one device. */
 public class DemoCommandTest {
 
     @Test
     public void demoPrintsThePlanTheTimelineAndASmallError() {
-        PrintStream old = System.out;
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
-        int exit;
-        try {
-            exit = new CommandLine(new TaspCli()).execute("demo", "--seq", "700", "--ranks", "4", "--layers", "2",
-                    "--embedding", "32", "--heads", "4");
-        } finally {
-            System.setOut(old);
-        }
-        String out = buf.toString(StandardCharsets.UTF_8);
-        assertEquals(exit, 0, out);
+        CliRun run = CliRun.of("demo", "--seq", "700", "--ranks", "4", "--layers", "2", "--embedding", "32",
+                "--heads", "4");
+        String out = run.out();
+        assertEquals(run.exit(), 0, out);
         for (String part : new String[] {"[1/5] topology", "4 virtual CPU ranks", "tasp-causal over 4 ranks",
             "timeline of the last attention call", "TASP's executor holds", "rank 3 finished"}) {
             assertTrue(out.contains(part), "missing '" + part + "' in\n" + out);
