@@ -4,7 +4,7 @@
 
 #include "attention.h"
 #include "executor.h"
-#include "executor_nccl.h"
+#include "transport_nccl.h"
 #include "group.h"
 #include "nccl.h"
 #include "errors.h"

@@ -1,4 +1,5 @@
-// Runs one rank's lowered plan (a "program", built by the Java planner) over an in-process group.
+// Runs one rank's lowered plan (a "program", built by the Java planner) over a transport
+// (transport.h: in-process groups, NCCL).
 //
 // Program (int64 words), version 1:
 //   header: magic, version, rank, world, steps, q_tokens, kv_tokens, recv_capacity
@@ -10,9 +11,10 @@
 // Tokens are positions along the sequence axis of (B, S, H, D) buffers, so a token range of a
 // buffer is one strided copy and one attention operand, never a concatenation.
 //
-// Per step t: the sends of step t run on a communication thread (after each receiver finished
-// step t-1, so its buffer t % 2 is free) while this thread runs the step's attention tasks and
-// merges them into fp32 accumulators; then it waits for step t's arrivals and marks t finished.
+// Per step t (executor.cpp, run_rank): the transport starts step t's transfers, which overwrite
+// buffer t % 2 once nobody reads it any more; meanwhile this thread runs the step's attention tasks
+// on what step t-1 received and merges them into fp32 accumulators; then the transport completes
+// (or orders) step t's transfers.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +44,8 @@ struct RankResult {
   RankStats stats;
 };
 
-// q: (B, Hq, Sq, D); k, v: (B, Hkv, Skv, D): this rank's shard, in the plan's local order.
+// The in-process transport's entry: q (B, Hq, Sq, D); k, v (B, Hkv, Skv, D): this rank's shard,
+// in the plan's local order.
 RankResult rank_forward(Group& group, int rank, const int64_t* program, int64_t program_len, AtenTensorHandle q,
                         AtenTensorHandle k, AtenTensorHandle v, const double* scale);
 

@@ -1,6 +1,6 @@
-// Pieces both executors share (in-process transport: executor.cpp; NCCL: executor_nccl.cu): the
-// parsed program, token-major views of (B, S, H, D) buffers, fp32 accumulators and one attention
-// task with its merge.
+// Pieces the executor and the transports share (executor.cpp, transport_inprocess.cpp,
+// transport_nccl.cu): the parsed program, token-major views of (B, S, H, D) buffers, fp32
+// accumulators and one attention task with its merge.
 #pragma once
 
 #include <chrono>

@@ -1,9 +1,6 @@
-// The executor over NCCL: one rank per GPU, in this process or another, joined by a unique id.
-// Per step: the step's sends and receives as one NCCL group on a communication stream, after the
-// compute stream finished reading the buffer they overwrite; the step's attention on libtorch's
-// current stream after the previous step's transfers landed; fp32 merge; double buffers. Waits on
-// the GPU are polled against a deadline and abort the communicator when it passes.
-// The CUDA flavor implements it (executor_nccl.cu); the CPU flavor reports that it cannot.
+// NCCL communicators and the executor over them: one rank per GPU, in this process or another,
+// joined by a unique id (the transport itself: transport_nccl.cu, CUDA flavor; the CPU flavor
+// reports that it cannot, transport_nccl_stub.cpp).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // CPU flavor: NCCL moves GPU memory, which this build never sees.
 #include "errors.h"
-#include "executor_nccl.h"
+#include "transport_nccl.h"
 
 namespace tasp {
 
