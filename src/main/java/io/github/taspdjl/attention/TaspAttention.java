@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.jni.NativeOps;
 import io.github.taspdjl.plan.SequenceLayout;
+import io.github.taspdjl.runtime.RankGroup;
 import io.github.taspdjl.runtime.RankProgram;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
 import io.github.taspdjl.runtime.Sharding;
@@ -36,7 +37,7 @@ public final class TaspAttention {
      *
      * @param seqLen the length of the whole sequence (the sum over ranks of their local lengths)
      */
-    public static RankResult forward(SequenceParallelGroup group, int rank, NDArray q, NDArray k, NDArray v,
+    public static RankResult forward(RankGroup group, int rank, NDArray q, NDArray k, NDArray v,
             boolean causal, Float scale, long seqLen) {
         check(group, rank, q, k, v, causal, scale, seqLen);
         NativeGroup.RankOutput r = group.forwardRank(rank, q, k, v, causal, scale, seqLen);
@@ -76,7 +77,7 @@ public final class TaspAttention {
         return new Result(Sharding.gather(o, layout, seqLen), Sharding.gather(l, layout, seqLen), stats);
     }
 
-    private static void check(SequenceParallelGroup group, int rank, NDArray q, NDArray k, NDArray v, boolean causal,
+    private static void check(RankGroup group, int rank, NDArray q, NDArray k, NDArray v, boolean causal,
             Float scale, long seqLen) {
         if (rank < 0 || rank >= group.worldSize()) {
             throw new IllegalArgumentException("rank " + rank + " outside a group of " + group.worldSize());

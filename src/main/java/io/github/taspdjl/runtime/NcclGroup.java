@@ -15,9 +15,11 @@ import java.util.concurrent.ConcurrentHashMap;
  * One GPU rank of a sequence-parallel group whose ranks talk over NCCL: one rank per GPU, in this
  * process (one thread per GPU) or in several processes. Every rank builds the same plan from the
  * same topology and strategy; rank 0 makes the unique id ({@link NcclCommunicator#uniqueId()}) and
- * the caller hands it to the others (a file, a socket, a launcher's environment).
+ * the caller hands it to the others (a file, a socket, a launcher's environment). A model runs its
+ * shard inside {@code RankContext.run(ncclGroup, ncclGroup.rank(), seqLen, causal, ...)}, and its
+ * TaspAttentionBlocks then run over NCCL.
  */
-public final class NcclGroup implements AutoCloseable {
+public final class NcclGroup implements RankGroup, AutoCloseable {
 
     private final Topology topology;
     private final Strategy strategy;
@@ -45,16 +47,23 @@ public final class NcclGroup implements AutoCloseable {
         return comm.rank();
     }
 
+    @Override
     public int worldSize() {
         return comm.worldSize();
     }
 
+    @Override
     public Plan plan(boolean causal) {
         return plans.computeIfAbsent(causal, c -> PlanValidator.requireValid(Planner.plan(topology, strategy, c)));
     }
 
     /** This rank's part of the forward (its shard, see {@link Sharding}); every rank must call it. */
-    public NativeGroup.RankOutput forward(NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen) {
+    @Override
+    public NativeGroup.RankOutput forwardRank(
+            int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen) {
+        if (rank != comm.rank()) {
+            throw new IllegalArgumentException("this NCCL group is rank " + comm.rank() + ", not rank " + rank);
+        }
         long[] program = programs.computeIfAbsent(causal + "/" + seqLen,
                 key -> RankProgram.lowerAll(plan(causal), seqLen)[comm.rank()]);
         return comm.rankForward(program, q, k, v, scale);

@@ -12,12 +12,12 @@ public final class RankContext {
 
     private static final ThreadLocal<RankContext> CURRENT = new ThreadLocal<>();
 
-    private final SequenceParallelGroup group;
+    private final RankGroup group;
     private final int rank;
     private final long seqLen;
     private final boolean causal;
 
-    private RankContext(SequenceParallelGroup group, int rank, long seqLen, boolean causal) {
+    private RankContext(RankGroup group, int rank, long seqLen, boolean causal) {
         this.group = group;
         this.rank = rank;
         this.seqLen = seqLen;
@@ -33,7 +33,7 @@ public final class RankContext {
         return causal;
     }
 
-    public SequenceParallelGroup group() {
+    public RankGroup group() {
         return group;
     }
 
@@ -55,7 +55,7 @@ public final class RankContext {
      * Runs {@code body} as rank {@code rank} of {@code group} over a sequence of {@code seqLen} tokens,
      * sharded for the layout of the {@code causal} plan.
      */
-    public static <T> T run(SequenceParallelGroup group, int rank, long seqLen, boolean causal, Callable<T> body)
+    public static <T> T run(RankGroup group, int rank, long seqLen, boolean causal, Callable<T> body)
             throws Exception {
         if (rank < 0 || rank >= group.worldSize()) {
             throw new IllegalArgumentException("rank " + rank + " outside a group of " + group.worldSize());

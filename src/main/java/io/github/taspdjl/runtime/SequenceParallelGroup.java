@@ -31,7 +31,7 @@ import org.slf4j.LoggerFactory;
  * <p>Every rank's run waits on its peers at most {@code timeout}; past it the whole group fails and
  * every rank throws. A failed group cannot run again: close it and build a new one.
  */
-public final class SequenceParallelGroup implements AutoCloseable {
+public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
 
     private static final Logger logger = LoggerFactory.getLogger(SequenceParallelGroup.class);
     private static final AtomicInteger GROUPS = new AtomicInteger();
@@ -74,6 +74,7 @@ public final class SequenceParallelGroup implements AutoCloseable {
         return new Builder();
     }
 
+    @Override
     public int worldSize() {
         return topology.deviceCount();
     }
@@ -87,6 +88,7 @@ public final class SequenceParallelGroup implements AutoCloseable {
     }
 
     /** The validated plan this group runs for the mask. */
+    @Override
     public Plan plan(boolean causal) {
         return plans.computeIfAbsent(causal, c -> {
             Plan p = Planner.plan(topology, strategy, c);
@@ -111,6 +113,7 @@ public final class SequenceParallelGroup implements AutoCloseable {
      * Runs rank {@code rank}'s part of a forward. Every rank must call this, each from its own thread,
      * with its shard (see {@link Sharding}); it returns when the whole group has finished.
      */
+    @Override
     public NativeGroup.RankOutput forwardRank(
             int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen) {
         NativeGroup.RankOutput out = nativeGroup.rankForward(rank, programs(causal, seqLen)[rank], q, k, v, scale);

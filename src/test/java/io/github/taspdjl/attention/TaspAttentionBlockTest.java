@@ -155,6 +155,31 @@ public class TaspAttentionBlockTest {
     }
 
     @Test
+    public void trainingOnOneDeviceGivesDjlsGradients() {
+        try (NDManager m = manager.newSubManager()) {
+            ScaledDotProductAttentionBlock djl = ScaledDotProductAttentionBlock.builder().setEmbeddingSize(E)
+                    .setHeadCount(HEADS).optAttentionProbsDropoutProb(0f).build();
+            djl.initialize(m, DataType.FLOAT32, new Shape(2, 19, E));
+            TaspAttentionBlock tasp = TaspAttentionBlock.from(djl, false, null);
+            NDArray x = m.randomNormal(new Shape(2, 19, E));
+            NDArray weight = m.randomNormal(new Shape(2, 19, E));
+            NDArray[] grads = new NDArray[2];
+            Block[] blocks = {djl, tasp};
+            for (int i = 0; i < 2; i++) {
+                NDArray xi = x.duplicate();
+                xi.setRequiresGradient(true);
+                try (var gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                    NDArray out = blocks[i].forward(new ParameterStore(m, false), new NDList(xi), true)
+                            .singletonOrThrow();
+                    gc.backward(out.mul(weight).sum());
+                }
+                grads[i] = xi.getGradient().duplicate();
+            }
+            assertClose(grads[1], grads[0], 1e-5, "input gradient");
+        }
+    }
+
+    @Test
     public void trainingInsideAGroupIsRefusedWithTheReason() {
         try (NDManager m = manager.newSubManager();
                 SequenceParallelGroup group = SequenceParallelGroup.builder().worldSize(2).build()) {

@@ -1,0 +1,25 @@
+package io.github.taspdjl.runtime;
+
+import ai.djl.ndarray.NDArray;
+import io.github.taspdjl.jni.NativeGroup;
+import io.github.taspdjl.plan.Plan;
+
+/**
+ * The ranks a sequence is split over, seen from one rank: the in-process {@link
+ * SequenceParallelGroup} (all ranks in this JVM) and the NCCL {@link NcclGroup} (this process's GPU
+ * rank) both run one rank's part of attention over a validated plan.
+ */
+public interface RankGroup {
+
+    int worldSize();
+
+    /** The validated plan for the mask; every rank makes the same one. */
+    Plan plan(boolean causal);
+
+    /**
+     * Runs rank {@code rank}'s part of the forward with its shard; returns when the group has run it
+     * (every rank must call this for the same sequence).
+     */
+    NativeGroup.RankOutput forwardRank(int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale,
+            long seqLen);
+}
