@@ -172,7 +172,7 @@ public final class TaspAttentionBlock extends AbstractBlock {
         long e = embeddingSize;
         long n = headCount;
         long h = e / n;
-        NDArray keyIn = inputs.size() < 3 ? inputs.get(0) : inputs.get(0);
+        NDArray keyIn = inputs.get(0); // the input itself for self-attention, else the keys
         NDArray queryIn = inputs.size() < 3 ? inputs.get(0) : inputs.get(1);
         NDArray valueIn = inputs.size() < 3 ? inputs.get(0) : inputs.get(2);
         for (NDArray a : new NDArray[] {keyIn, queryIn, valueIn}) {
