@@ -46,6 +46,10 @@ import org.slf4j.LoggerFactory;
  * attention, on every path; any other mask is honoured only on one device, by DJL's own math (which
  * materializes the scores). {@link Builder#optCausal} makes every call causal without a mask.
  *
+ * <p>Grouped-query attention ({@link Builder#optKvHeadCount}): fewer key/value heads than query
+ * heads, each key/value head shared by {@code headCount / kvHeadCount} consecutive query heads; the key
+ * and value projections then have {@code kvHeadCount * E / headCount} units.
+ *
  * <p>Training ({@code training = true}): the fused kernels are not recorded by DJL's autograd, so
  * on one device the block computes attention with DJL's own operations (as DJL's block does,
  * gradients and dropout included); inside a group it refuses, since the distributed backward is
@@ -59,6 +63,7 @@ public final class TaspAttentionBlock extends AbstractBlock {
 
     private final int embeddingSize;
     private final int headCount;
+    private final int kvHeadCount;
     private final boolean causal;
     private final SequenceParallelGroup group;
     private final Linear keyProjection;
@@ -73,8 +78,14 @@ public final class TaspAttentionBlock extends AbstractBlock {
             throw new IllegalArgumentException("embedding size (" + b.embeddingSize
                     + ") must be a positive multiple of the head count (" + b.headCount + ")");
         }
+        int kvHeads = b.kvHeadCount == 0 ? b.headCount : b.kvHeadCount;
+        if (kvHeads <= 0 || b.headCount % kvHeads != 0) {
+            throw new IllegalArgumentException("key/value head count (" + kvHeads
+                    + ") must be positive and divide the head count (" + b.headCount + ")");
+        }
         this.embeddingSize = b.embeddingSize;
         this.headCount = b.headCount;
+        this.kvHeadCount = kvHeads;
         this.causal = b.causal;
         this.group = b.group;
         this.keyProjection = addChildBlock("keyProjection", key);
@@ -106,8 +117,15 @@ public final class TaspAttentionBlock extends AbstractBlock {
             throw new IllegalStateException("DJL's ScaledDotProductAttentionBlock has no probabilityDropout child "
                     + "(a DJL version this code does not know?): " + djl.getChildren().keys());
         }
-        return new TaspAttentionBlock(b, djl.getKeyProjection(), djl.getQueryProjection(), djl.getValueProjection(),
-                djl.getResultProjection(), dropout);
+        TaspAttentionBlock block = new TaspAttentionBlock(b, djl.getKeyProjection(), djl.getQueryProjection(),
+                djl.getValueProjection(), djl.getResultProjection(), dropout);
+        // The projections are already initialized; without the input shapes of an initialized block,
+        // Model.save would fail writing this block's metadata.
+        if (djl.isInitialized()) {
+            block.inputShapes = djl.getInputShapes();
+            block.inputNames = new java.util.ArrayList<>(djl.describeInput().keys());
+        }
+        return block;
     }
 
     private static int privateInt(ScaledDotProductAttentionBlock djl, String name) {
@@ -143,6 +161,11 @@ public final class TaspAttentionBlock extends AbstractBlock {
 
     public int getHeadCount() {
         return headCount;
+    }
+
+    /** Key/value heads (equal to the head count unless grouped-query attention was asked for). */
+    public int getKvHeadCount() {
+        return kvHeadCount;
     }
 
     @Override
@@ -191,11 +214,11 @@ public final class TaspAttentionBlock extends AbstractBlock {
         NDArray mask = inputs.size() == 2 || inputs.size() == 4 ? inputs.get(inputs.size() - 1) : null;
 
         NDArray k = heads(keyProjection.forward(ps, new NDList(keyIn.reshape(b * f, e)), training, params).head(),
-                b, f, n, h);
+                b, f, kvHeadCount, h);
         NDArray q = heads(queryProjection.forward(ps, new NDList(queryIn.reshape(b * t, e)), training, params)
                 .head(), b, t, n, h);
         NDArray v = heads(valueProjection.forward(ps, new NDList(valueIn.reshape(b * f, e)), training, params)
-                .head(), b, f, n, h);
+                .head(), b, f, kvHeadCount, h);
 
         Optional<RankContext> rank = RankContext.current();
         boolean distributed = rank.isPresent() || group != null;
@@ -280,6 +303,10 @@ public final class TaspAttentionBlock extends AbstractBlock {
     /** DJL's own attention math: scores, mask offset of -100000, softmax, dropout, weighted sum. */
     private NDArray materialized(ParameterStore ps, NDArray q, NDArray k, NDArray v, boolean isCausal, NDArray mask,
             long b, long t, long f, long h, boolean training, PairList<String, Object> params) {
+        if (kvHeadCount != headCount) { // query head i reads key/value head i / (headCount / kvHeadCount)
+            k = k.repeat(1, headCount / kvHeadCount);
+            v = v.repeat(1, headCount / kvHeadCount);
+        }
         NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(1f / (float) Math.sqrt(h));
         NDManager mm = scores.getManager();
         if (mask != null) {
@@ -300,6 +327,8 @@ public final class TaspAttentionBlock extends AbstractBlock {
     public static final class Builder {
         private int embeddingSize;
         private int headCount;
+        private int kvHeadCount;
+        private boolean bias = true;
         private float attentionProbsDropoutProb = 0.1f;
         private boolean causal;
         private SequenceParallelGroup group;
@@ -313,6 +342,21 @@ public final class TaspAttentionBlock extends AbstractBlock {
 
         public Builder setHeadCount(int headCount) {
             this.headCount = headCount;
+            return this;
+        }
+
+        /**
+         * Grouped-query attention: {@code kvHeadCount} key/value heads (a divisor of the head count);
+         * the key and value projections shrink to match. Default: as many as query heads.
+         */
+        public Builder optKvHeadCount(int kvHeadCount) {
+            this.kvHeadCount = kvHeadCount;
+            return this;
+        }
+
+        /** Whether the four projections have a bias (default true, as in DJL's block; Llama has none). */
+        public Builder optBias(boolean bias) {
+            this.bias = bias;
             return this;
         }
 
@@ -335,12 +379,17 @@ public final class TaspAttentionBlock extends AbstractBlock {
         }
 
         public TaspAttentionBlock build() {
-            return new TaspAttentionBlock(this, projection(), projection(), projection(), projection(),
-                    Dropout.builder().optRate(attentionProbsDropoutProb).build());
+            if (headCount <= 0 || embeddingSize % headCount != 0) {
+                throw new IllegalArgumentException("embedding size (" + embeddingSize
+                        + ") must be a positive multiple of the head count (" + headCount + ")");
+            }
+            long kvUnits = (long) (kvHeadCount == 0 ? headCount : kvHeadCount) * (embeddingSize / headCount);
+            return new TaspAttentionBlock(this, projection(kvUnits), projection(embeddingSize), projection(kvUnits),
+                    projection(embeddingSize), Dropout.builder().optRate(attentionProbsDropoutProb).build());
         }
 
-        private Linear projection() {
-            return Linear.builder().optBias(true).setUnits(embeddingSize).build();
+        private Linear projection(long units) {
+            return Linear.builder().optBias(bias).setUnits(units).build();
         }
     }
 }
