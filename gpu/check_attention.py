@@ -371,8 +371,12 @@ def attention_case(tasp, rep, dtype_name, causal, b, hq, hkv, sq, sk, d, seed, p
         torch.cuda.empty_cache()
 
 
-def merge_case(tasp, rep, dtype_name, hq, hkv, sq, sk, d, splits, seed):
-    tag = f"{dtype_name} g{hq // hkv} d{d} S{sq}/{sk} blocks {'+'.join(map(str, splits))}"
+def merge_case(tasp, rep, dtype_name, hq, hkv, sq, sk, d, splits, seed, torch_partials=False):
+    """Folds the attention of q over each key block into fp32 accumulators and compares with the
+    whole. torch_partials: the partials come from PyTorch (float64, cast to the dtype), so head
+    dimensions the attention kernels refuse still exercise the merge."""
+    tag = (f"{dtype_name} g{hq // hkv} d{d} S{sq}/{sk} {'torch partials' if torch_partials else 'blocks'} "
+           f"{'+'.join(map(str, splits))}")
     shape = {"dtype": dtype_name, "Hq": hq, "Hkv": hkv, "Sq": sq, "Sk": sk, "D": d, "blocks": splits}
     try:
         assert sum(splits) == sk
@@ -383,8 +387,13 @@ def merge_case(tasp, rep, dtype_name, hq, hkv, sq, sk, d, splits, seed):
         backends = []
         for n in splits:
             # Slices along the sequence: non-contiguous views, as a received chunk might be.
-            out, lse, backend = tasp.forward(q, k[:, :, start:start + n], v[:, :, start:start + n], False)
-            backends.append(BACKEND_NAMES.get(backend, f"#{backend}"))
+            kb, vb = k[:, :, start:start + n], v[:, :, start:start + n]
+            if torch_partials:
+                out, lse, _ = reference(q, kb, vb, False)
+                out, lse, backend = out.to(q.dtype), lse.float(), "torch"
+            else:
+                out, lse, backend = tasp.forward(q, kb, vb, False)
+            backends.append(BACKEND_NAMES.get(backend, f"#{backend}") if backend != "torch" else "torch")
             tasp.merge(acc_out, acc_lse, out, lse)
             start += n
         torch.cuda.synchronize()
@@ -392,6 +401,36 @@ def merge_case(tasp, rep, dtype_name, hq, hkv, sq, sk, d, splits, seed):
         rep.compare("merge", tag + " out", acc_out, ref_out, dtype_name, backend=",".join(sorted(set(backends))),
                     **shape)
         rep.compare("merge", tag + " lse", acc_lse, ref_lse, dtype_name, **shape)
+    except Exception as e:
+        rep.add("merge", tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
+        traceback.print_exc()
+    finally:
+        torch.cuda.empty_cache()
+
+
+def merge_empty_case(tasp, rep, dtype_name, d, seed):
+    """Partials whose LSE is -inf (no key seen) or +inf/NaN (a kernel's fully masked row) are empty:
+    merging them, with garbage in their output rows, must leave the accumulators exactly as they were."""
+    tag = f"{dtype_name} d{d} empty partials (-inf, +inf, NaN LSE rows)"
+    shape = {"dtype": dtype_name, "D": d}
+    try:
+        q, k, v, _ = make_qkv(1, 4, 4, 96, 200, d, DTYPES[dtype_name], seed)
+        acc_out = torch.zeros(1, 4, 96, d, device="cuda", dtype=torch.float32)
+        acc_lse = torch.full((1, 4, 96), float("-inf"), device="cuda", dtype=torch.float32)
+        out, lse, _ = reference(q, k, v, False)
+        out, lse = out.to(q.dtype), lse.float()
+        tasp.merge(acc_out, acc_lse, out, lse)
+        before_out, before_lse = acc_out.clone(), acc_lse.clone()
+        junk = torch.full_like(out, float("nan"))
+        junk_lse = torch.empty_like(lse)
+        junk_lse[..., 0::3] = float("-inf")
+        junk_lse[..., 1::3] = float("inf")
+        junk_lse[..., 2::3] = float("nan")
+        tasp.merge(acc_out, acc_lse, junk, junk_lse)
+        torch.cuda.synchronize()
+        same = torch.equal(acc_out, before_out) and torch.equal(acc_lse, before_lse)
+        rep.add("merge", tag, "pass" if same else "fail",
+                note="" if same else "an empty partial changed the accumulators", **shape)
     except Exception as e:
         rep.add("merge", tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
         traceback.print_exc()
@@ -432,6 +471,10 @@ def correctness(tasp, rep, quick):
     merge_case(tasp, rep, "fp16", 8, 4, 129, 777, 64, [1, 400, 376], 3003)
     merge_case(tasp, rep, "fp32", 8, 8, 300, 1000, 128, [137, 500, 363], 3004)  # strided LSE (efficient)
     merge_case(tasp, rep, "fp32", 8, 2, 77, 1000, 64, [600, 33, 367], 3005)
+    # d % 4 != 0: the merge kernel's scalar path (the rows above take 4-element loads).
+    merge_case(tasp, rep, "bf16", 4, 2, 100, 300, 62, [150, 150], 3006, torch_partials=True)
+    merge_empty_case(tasp, rep, "bf16", 128, 3007)
+    merge_empty_case(tasp, rep, "fp16", 62, 3008)
 
 
 # ---- timing ---------------------------------------------------------------------------------

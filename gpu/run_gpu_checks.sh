@@ -116,7 +116,8 @@ abi_check_body() {
   # The table must cover every typedef of tasp_abi.h and every shim function the sources name.
   local listed typedefs used missing=""
   listed=" $(printf '%s ' "${abi_table[@]}" | tr -s ' \n' '  ') "
-  typedefs="$(grep -o 'typedef [^;]*(\*[a-z0-9_]*_fn)' native/include/tasp_abi.h | grep -o '[a-z0-9_]*_fn' | sort -u)"
+  # (the libtorch shim's typedefs; NCCL's and the CUDA driver's are checked by the next stage)
+  typedefs="$(grep -o 'typedef [^;]*(\*aoti_[a-z0-9_]*_fn)' native/include/tasp_abi.h | grep -o 'aoti_[a-z0-9_]*_fn' | sort -u)"
   # (names the sources look up: the literals on torch_fn<...>( and require( lines)
   used="$(grep -h 'torch_fn<\|require(' native/src/* | grep -o '"aoti_torch_[A-Za-z0-9_]*"' | tr -d '"' | sort -u)"
   for name in $typedefs $used; do
@@ -225,6 +226,91 @@ elif abi_check; then
 else
   verdict abi-check fail "${abi_detail:-see abi_check.log}"
 fi
+
+# ---- (b'') NCCL's and the CUDA driver's signatures in tasp_abi.h against nccl.h and cuda.h ------
+# tasp_abi.h declares these with its own names (plain ints for their enums), so the check compares
+# each signature's shape: the number of parameters and, for the result and every parameter, its
+# size and kind (pointer, integer or enum, floating point, struct). The function of a typedef is
+# found by name: nccl_comm_init_rank_fn -> ncclCommInitRank, cu_stream_wait_event_fn ->
+# cuStreamWaitEvent, so a typedef added to tasp_abi.h is checked without editing this script.
+find_nccl_h() {
+  local d
+  d="$(timeout 60 "$py" -c 'import nvidia.nccl as m; print(list(m.__path__)[0])' 2>/dev/null)"
+  [[ -n "$d" && -f "$d/include/nccl.h" ]] && { echo "$d/include"; return; }
+  for d in /usr/include /usr/local/include /usr/local/cuda/include; do
+    [[ -f "$d/nccl.h" ]] && { echo "$d"; return; }
+  done
+}
+
+c_abi_check() {
+  local log="$out/abi_c_check.log" dir="$build/abi_c" cuda_inc nccl_inc
+  mkdir -p "$dir"
+  : >"$log"
+  cuda_inc="$(dirname "$(dirname "${nvcc_path:-/usr/local/cuda/bin/nvcc}")")/include"
+  [[ -f "$cuda_inc/cuda.h" ]] || cuda_inc="$(dirname "$(readlink -f "${nvcc_path:-/usr/local/cuda/bin/nvcc}")")/../include"
+  [[ -f "$cuda_inc/cuda.h" ]] || cuda_inc=/usr/local/cuda/include
+  nccl_inc="${TASP_NCCL_INCLUDE:-$(find_nccl_h)}"
+  echo "cuda.h from: $cuda_inc; nccl.h from: ${nccl_inc:-not found}" >>"$log"
+  [[ -f "$cuda_inc/cuda.h" ]] || { echo "cuda.h not found" >>"$log"; return 1; }
+  local tu="$dir/c_abi.cpp" typedef fn n=0 missing_nccl=0
+  {
+    echo '#include <stddef.h>'
+    echo '#include <stdint.h>'
+    echo '#include <type_traits>'
+    echo '#include <cuda.h>'
+    [[ -n "$nccl_inc" ]] && echo '#include <nccl.h>'
+    echo '// tasp_abi.h in a namespace of its own: its NCCL names would clash with nccl.h.'
+    echo 'namespace ours {'
+    echo '#include "tasp_abi.h"'
+    echo '}'
+    echo 'template <int Kind, size_t Size> struct Item {};'
+    echo 'template <class T> constexpr int kind() {'
+    echo '  if constexpr (std::is_void_v<T>) return 0;'
+    echo '  else if constexpr (std::is_pointer_v<T>) return 1;'
+    echo '  else if constexpr (std::is_integral_v<T> || std::is_enum_v<T>) return 2;'
+    echo '  else if constexpr (std::is_floating_point_v<T>) return 3;'
+    echo '  else return 4;'
+    echo '}'
+    echo 'template <class T> constexpr size_t size() { if constexpr (std::is_void_v<T>) return 0; else return sizeof(T); }'
+    echo 'template <class T> using ItemOf = Item<kind<std::remove_cv_t<T>>(), size<T>()>;'
+    echo 'template <class... T> struct Sig {};'
+    echo 'template <class F> struct Shape;'
+    echo 'template <class R, class... A> struct Shape<R (*)(A...)> { using type = Sig<ItemOf<R>, ItemOf<A>...>; };'
+    echo 'template <class A, class B> constexpr bool same_shape = std::is_same_v<typename Shape<A>::type, typename Shape<B>::type>;'
+  } >"$tu"
+  for typedef in $(grep -o 'typedef [^;]*(\*\(nccl\|cu\)_[a-z0-9_]*_fn)' native/include/tasp_abi.h | grep -o '\(nccl\|cu\)_[a-z0-9_]*_fn' | sort -u); do
+    case "$typedef" in
+      nccl_*) [[ -n "$nccl_inc" ]] || { missing_nccl=$((missing_nccl + 1)); continue; } ;;
+    esac
+    fn="$(echo "$typedef" | sed -E 's/_fn$//; s/_([a-z])/\U\1/g')"
+    echo "static_assert(same_shape<decltype(&::$fn), ours::$typedef>, \"tasp_abi.h: $typedef does not have the shape of $fn\");" >>"$tu"
+    printf '%-34s %s\n' "$typedef" "$fn" >>"$log"
+    n=$((n + 1))
+  done
+  echo "int main() { return 0; }" >>"$tu"
+  if "$cxx" -std=c++17 -fsyntax-only -I"$cuda_inc" ${nccl_inc:+-I"$nccl_inc"} -Inative/include "$tu" >"$dir/c_abi.err" 2>&1; then
+    c_abi_detail="$n signatures match"
+    ((missing_nccl)) && c_abi_detail+="; $missing_nccl NCCL ones unchecked (no nccl.h)"
+    echo "$c_abi_detail" >>"$log"
+    cp "$tu" "$out/abi_c_check.cpp"
+    return 0
+  fi
+  { echo "FAILED:"; grep -E 'error|static assert|static_assert' "$dir/c_abi.err" | head -n 40; } >>"$log"
+  cp "$tu" "$out/abi_c_check.cpp"
+  c_abi_detail="mismatch or error, see abi_c_check.log"
+  return 1
+}
+
+say "(b'') checking NCCL's and the CUDA driver's signatures in native/include/tasp_abi.h"
+c_abi_detail=""
+if ! command -v "$cxx" >/dev/null 2>&1; then
+  verdict abi-nccl-cuda fail "no C++ compiler ($cxx)"
+elif c_abi_check; then
+  verdict abi-nccl-cuda pass "$c_abi_detail"
+else
+  verdict abi-nccl-cuda fail "$c_abi_detail"
+fi
+cat "$out/abi_c_check.log"
 
 # ---- (c) the attention checks -----------------------------------------------------------------
 say "(c) gpu/check_attention.py (+ gpu/check_executor.py)"

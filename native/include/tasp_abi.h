@@ -2,6 +2,9 @@
 //   * PyTorch's stable C shim (torch/csrc/inductor/aoti_torch/c/shim.h and
 //     generated/c_shim_{cpu,cuda}.h), resolved at run time from the libtorch that DJL loaded.
 //   * NCCL's C API (nccl.h), resolved at run time from libnccl.so.2 when NCCL is asked for.
+//   * The CUDA driver API (cuda.h), resolved at run time from libcuda.so.1 (CUDA flavor). The
+//     library links no CUDA runtime: its kernels ship as PTX that the driver compiles, so it runs
+//     with whatever driver DJL's CUDA libtorch runs with (see native/src/cuda_driver.h).
 // Nothing here is linked at build time: every entry is a function-pointer type, looked up with
 // dlsym. The shim is append-only across PyTorch versions, so the signatures below hold for
 // libtorch 2.4 and later (checked against PyTorch 2.7 and 2.11 headers).
@@ -108,6 +111,47 @@ typedef ncclResult_t (*nccl_send_fn)(const void* sendbuff, size_t count, ncclDat
                                      ncclComm_t comm, tasp_cuda_stream stream);
 typedef ncclResult_t (*nccl_recv_fn)(void* recvbuff, size_t count, ncclDataType_t datatype, int peer,
                                      ncclComm_t comm, tasp_cuda_stream stream);
+
+// ---- CUDA driver API (cuda.h; the driver's ABI is stable, versioned names where cuda.h maps one) --
+// Our own names for cuda.h's types: the enums are plain ints here, the handles the same opaque
+// structs. gpu/run_gpu_checks.sh compares each signature's shape (arity, and each parameter's
+// size and kind) with cuda.h.
+typedef int tasp_cu_result;  // CUresult: 0 = CUDA_SUCCESS
+typedef int tasp_cu_device;  // CUdevice
+typedef struct CUctx_st* tasp_cu_context;
+typedef struct CUmod_st* tasp_cu_module;
+typedef struct CUfunc_st* tasp_cu_function;
+typedef struct CUstream_st* tasp_cu_stream;  // the same handle as a cudaStream_t
+typedef struct CUevent_st* tasp_cu_event;
+typedef int tasp_cu_jit_option;  // CUjit_option
+#define TASP_CU_SUCCESS 0
+#define TASP_CU_ERROR_NOT_READY 600
+#define TASP_CU_JIT_ERROR_LOG_BUFFER 5
+#define TASP_CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES 6
+#define TASP_CU_STREAM_NON_BLOCKING 1
+#define TASP_CU_EVENT_DISABLE_TIMING 2
+
+typedef tasp_cu_result (*cu_init_fn)(unsigned int flags);                                  // cuInit
+typedef tasp_cu_result (*cu_get_error_string_fn)(tasp_cu_result error, const char** str);  // cuGetErrorString
+typedef tasp_cu_result (*cu_device_get_fn)(tasp_cu_device* device, int ordinal);          // cuDeviceGet
+typedef tasp_cu_result (*cu_device_primary_ctx_retain_fn)(tasp_cu_context* ctx, tasp_cu_device dev);
+typedef tasp_cu_result (*cu_ctx_push_current_fn)(tasp_cu_context ctx);    // cuCtxPushCurrent_v2
+typedef tasp_cu_result (*cu_ctx_pop_current_fn)(tasp_cu_context* ctx);    // cuCtxPopCurrent_v2
+typedef tasp_cu_result (*cu_module_load_data_ex_fn)(tasp_cu_module* module, const void* image, unsigned int num_options,
+                                                    tasp_cu_jit_option* options, void** option_values);
+typedef tasp_cu_result (*cu_module_get_function_fn)(tasp_cu_function* fn, tasp_cu_module module, const char* name);
+typedef tasp_cu_result (*cu_launch_kernel_fn)(tasp_cu_function f, unsigned int grid_x, unsigned int grid_y,
+                                              unsigned int grid_z, unsigned int block_x, unsigned int block_y,
+                                              unsigned int block_z, unsigned int shared_bytes, tasp_cu_stream stream,
+                                              void** params, void** extra);
+typedef tasp_cu_result (*cu_stream_create_fn)(tasp_cu_stream* stream, unsigned int flags);  // cuStreamCreate
+typedef tasp_cu_result (*cu_stream_destroy_fn)(tasp_cu_stream stream);                     // cuStreamDestroy_v2
+typedef tasp_cu_result (*cu_stream_query_fn)(tasp_cu_stream stream);                       // cuStreamQuery
+typedef tasp_cu_result (*cu_stream_wait_event_fn)(tasp_cu_stream stream, tasp_cu_event event, unsigned int flags);
+typedef tasp_cu_result (*cu_event_create_fn)(tasp_cu_event* event, unsigned int flags);    // cuEventCreate
+typedef tasp_cu_result (*cu_event_destroy_fn)(tasp_cu_event event);                       // cuEventDestroy_v2
+typedef tasp_cu_result (*cu_event_record_fn)(tasp_cu_event event, tasp_cu_stream stream);  // cuEventRecord
+typedef tasp_cu_result (*cu_event_query_fn)(tasp_cu_event event);                         // cuEventQuery
 
 #ifdef __cplusplus
 }  // extern "C"

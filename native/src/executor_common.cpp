@@ -4,6 +4,7 @@
 #include <string>
 
 #include "executor.h"
+#include "merge.h"
 
 namespace tasp {
 
@@ -118,6 +119,15 @@ Accumulators make_accumulators(int64_t batch, int64_t heads, int64_t tokens, int
   acc.out = empty({batch, heads, tokens, dim}, api.dtype_float32(), like.device_type, like.device_index);
   acc.lse = empty({batch, heads, tokens}, api.dtype_float32(), like.device_type, like.device_index);
   check_torch(torch_fn<aoti_zero_fn>("aoti_torch_zero_", false)(acc.out.get()), "aoti_torch_zero_");
+  if (like.device_type == api.device_type_cuda()) {
+    // A kernel on the current stream: a host tensor copied in would synchronize every call.
+    void* lse = nullptr;
+    check_torch(torch_fn<aoti_get_data_ptr_fn>("aoti_torch_get_data_ptr", false)(acc.lse.get(), &lse),
+                "aoti_torch_get_data_ptr");
+    fill_cuda(static_cast<float*>(lse), batch * heads * tokens, -std::numeric_limits<float>::infinity(),
+              like.device_index);
+    return acc;
+  }
   // -inf through a one-element host tensor broadcast by copy_ (the shim has no fill).
   Tensor minus_inf = empty({1}, api.dtype_float32(), api.device_type_cpu(), 0);
   void* data = nullptr;

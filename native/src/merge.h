@@ -1,5 +1,6 @@
 // The fp32 log-sum-exp merge of partial attention results, on raw memory: a loop on the CPU, a
-// kernel on CUDA (merge.cu, CUDA flavor only). attention.cpp checks shapes and fills MergeArgs.
+// kernel on CUDA (kernels.cu, launched by merge_cuda.cpp;
+// CUDA flavor only). attention.cpp checks shapes and fills MergeArgs.
 #pragma once
 
 #include <cstdint>
@@ -24,5 +25,7 @@ struct MergeArgs {
 void merge_cpu(const MergeArgs& m);
 // Runs on libtorch's current CUDA stream of the device; throws on a CPU-only build.
 void merge_cuda(const MergeArgs& m, int32_t device_index);
+// Fills n floats of device memory with `value` on libtorch's current stream (no host copy).
+void fill_cuda(float* data, int64_t n, float value, int32_t device_index);
 
 }  // namespace tasp

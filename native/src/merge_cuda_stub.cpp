@@ -8,4 +8,8 @@ void merge_cuda(const MergeArgs&, int32_t) {
   fail(TASP_ERR_STATE, "merge on a CUDA tensor needs the cuda flavor of the tasp native library");
 }
 
+void fill_cuda(float*, int64_t, float, int32_t) {
+  fail(TASP_ERR_STATE, "a CUDA fill needs the cuda flavor of the tasp native library");
+}
+
 }  // namespace tasp
