@@ -1,11 +1,7 @@
 package io.github.taspdjl.plan;
 
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
-import java.util.Set;
 
 /**
  * Proves a plan correct before it runs. The rules:
@@ -84,8 +80,18 @@ public final class PlanValidator {
         private final List<String> v;
         private final int n;
         private final SequenceLayout layout;
-        /** Contents of each rank's receive slots: key "buffer:position" -> chunk. */
-        private final List<Map<String, ChunkId>> slots = new ArrayList<>();
+        /**
+         * Contents of the receive slots: {@code slots[buffer][rank * positions + position]} holds the chunk
+         * there, encoded by {@link #code}, or {@link #EMPTY}. Arrays, not maps of strings: a 128-rank TASP
+         * plan has two million transfers.
+         */
+        private final long[][] slots;
+        /** Positions per rank and buffer: one more than the largest position any receive names. */
+        private final int positions;
+        /** Per arc {@code src * n + dst}, one more than the last step that used it (0: none). */
+        private final int[] arcUsedIn;
+        /** Per buffer, the step in which a receive last wrote each slot (-1: never). */
+        private final int[][] writtenIn;
         /** coverage[rank][query block index in shard][key block][piece]. */
         private final int[][][][] coverage;
         private final double[] work;
@@ -95,8 +101,21 @@ public final class PlanValidator {
             this.v = v;
             this.n = plan.worldSize();
             this.layout = plan.layout();
-            for (int r = 0; r < n; r++) {
-                slots.add(new HashMap<>());
+            int most = 0;
+            for (Step step : plan.steps()) {
+                for (Transfer tr : step.transfers()) {
+                    if (tr.recvSlot() != null) {
+                        most = Math.max(most, tr.recvSlot().position() + 1);
+                    }
+                }
+            }
+            this.positions = most;
+            this.arcUsedIn = new int[Math.multiplyExact(n, n)];
+            this.slots = new long[Slot.RECEIVE_BUFFERS][Math.multiplyExact(n, positions)];
+            this.writtenIn = new int[Slot.RECEIVE_BUFFERS][Math.multiplyExact(n, positions)];
+            for (int b = 0; b < Slot.RECEIVE_BUFFERS; b++) {
+                java.util.Arrays.fill(slots[b], EMPTY);
+                java.util.Arrays.fill(writtenIn[b], -1);
             }
             coverage = new int[n][layout.blocksPerRank()][layout.blockCount()][layout.chunksPerRank()];
             work = new double[n];
@@ -112,8 +131,7 @@ public final class PlanValidator {
 
         private void checkStep(Step step) {
             int t = step.index();
-            Set<String> arcs = new HashSet<>();
-            Map<String, Transfer> writes = new HashMap<>();
+            List<Transfer> landing = new ArrayList<>();
             for (Transfer tr : step.transfers()) {
                 if (!rank(tr.src()) || !rank(tr.dst()) || tr.src() == tr.dst()) {
                     v.add("step " + t + ": transfer " + tr + " does not join two distinct ranks of " + n);
@@ -133,10 +151,12 @@ public final class PlanValidator {
                             + " but rank " + tr.dst() + " posts no matching receive: the group would block");
                     continue;
                 }
-                if (!arcs.add(tr.src() + "->" + tr.dst())) {
+                int arc = tr.src() * n + tr.dst();
+                if (arcUsedIn[arc] == t + 1) {
                     v.add("step " + t + ": arc " + tr.src() + "->" + tr.dst() + " carries more than one transfer");
                 }
-                checkRead(t, tr.src(), tr.chunk(), tr.sendSlot(), "send " + tr);
+                arcUsedIn[arc] = t + 1;
+                checkRead(t, tr.src(), tr.chunk(), tr.sendSlot(), "send ", tr);
                 Slot rs = tr.recvSlot();
                 if (rs.buffer() < 0 || rs.buffer() >= Slot.RECEIVE_BUFFERS || rs.position() < 0) {
                     v.add("step " + t + ": transfer " + tr + " receives into invalid slot " + rs);
@@ -145,28 +165,37 @@ public final class PlanValidator {
                         v.add("step " + t + ": transfer " + tr + " receives into buffer " + rs.buffer() + ", not the step's buffer "
                                 + Slot.receiveBufferOf(t));
                     }
-                    Transfer other = writes.put(tr.dst() + ":" + rs, tr);
-                    if (other != null) {
+                    int at = tr.dst() * positions + rs.position();
+                    if (writtenIn[rs.buffer()][at] == t) {
+                        Transfer other = landing.stream().filter(o -> o.dst() == tr.dst() && o.recvSlot().equals(rs)).findFirst()
+                                .orElse(null);
                         v.add("step " + t + ": transfers " + other + " and " + tr + " both land in slot " + rs + " of rank " + tr.dst());
+                    } else {
+                        writtenIn[rs.buffer()][at] = t;
+                        landing.add(tr);
                     }
                 }
             }
             for (AttentionTask task : step.compute()) {
-                checkTask(t, task, writes);
+                checkTask(t, task);
             }
             for (Transfer tr : step.transfers()) {
-                if (tr.sendSlot() != null && !tr.sendSlot().isLocal() && writes.containsKey(tr.src() + ":" + tr.sendSlot())) {
+                if (tr.sendSlot() != null && !tr.sendSlot().isLocal() && rank(tr.src()) && writtenThisStep(t, tr.src(), tr.sendSlot())) {
                     v.add("step " + t + ": send " + tr + " reads slot " + tr.sendSlot() + " that a receive overwrites in the same step");
                 }
             }
             // Receives land at the end of the step.
-            for (Map.Entry<String, Transfer> e : writes.entrySet()) {
-                Transfer tr = e.getValue();
-                slots.get(tr.dst()).put(tr.recvSlot().toString(), tr.chunk());
+            for (Transfer tr : landing) {
+                slots[tr.recvSlot().buffer()][tr.dst() * positions + tr.recvSlot().position()] = code(tr.chunk());
             }
         }
 
-        private void checkTask(int t, AttentionTask task, Map<String, Transfer> writes) {
+        private boolean writtenThisStep(int t, int r, Slot s) {
+            return s.buffer() >= 0 && s.buffer() < Slot.RECEIVE_BUFFERS && s.position() >= 0 && s.position() < positions
+                    && writtenIn[s.buffer()][r * positions + s.position()] == t;
+        }
+
+        private void checkTask(int t, AttentionTask task) {
             if (!rank(task.rank()) || task.mask() == null || task.slot() == null || !chunk(task.chunk())) {
                 v.add("step " + t + ": malformed attention task " + task);
                 return;
@@ -182,8 +211,8 @@ public final class PlanValidator {
                 v.add("step " + t + ": task " + task + " uses key block " + task.kvBlock() + " that is not in chunk " + task.chunk());
                 return;
             }
-            checkRead(t, r, task.chunk(), task.slot(), "task " + task);
-            if (!task.slot().isLocal() && writes.containsKey(r + ":" + task.slot())) {
+            checkRead(t, r, task.chunk(), task.slot(), "task ", task);
+            if (!task.slot().isLocal() && writtenThisStep(t, r, task.slot())) {
                 v.add("step " + t + ": task " + task + " reads slot " + task.slot() + " that a receive overwrites in the same step");
             }
             int q = task.queryBlock();
@@ -206,18 +235,20 @@ public final class PlanValidator {
             work[r] += (task.mask() == Mask.CAUSAL ? 0.5 : 1.0) * pieces / layout.chunksPerRank();
         }
 
-        private void checkRead(int t, int r, ChunkId c, Slot s, String what) {
+        /** Checks that slot s of rank r holds chunk c; {@code what} names the reader (built only on failure). */
+        private void checkRead(int t, int r, ChunkId c, Slot s, String kind, Object what) {
             if (s.isLocal()) {
                 if (c.owner() != r || c.index() != s.position()) {
-                    v.add("step " + t + ": " + what + " reads local slot " + s + " of rank " + r + ", which holds chunk "
+                    v.add("step " + t + ": " + kind + what + " reads local slot " + s + " of rank " + r + ", which holds chunk "
                             + new ChunkId(r, s.position()) + ", not " + c);
                 }
                 return;
             }
-            ChunkId held = slots.get(r).get(s.toString());
-            if (!c.equals(held)) {
-                v.add("step " + t + ": " + what + " reads slot " + s + " of rank " + r + ", which holds "
-                        + (held == null ? "nothing" : "chunk " + held) + ", not chunk " + c);
+            long held = s.buffer() >= 0 && s.buffer() < Slot.RECEIVE_BUFFERS && s.position() >= 0 && s.position() < positions
+                    ? slots[s.buffer()][r * positions + s.position()] : EMPTY;
+            if (held != code(c)) {
+                v.add("step " + t + ": " + kind + what + " reads slot " + s + " of rank " + r + ", which holds "
+                        + (held == EMPTY ? "nothing" : "chunk " + decode(held)) + ", not chunk " + c);
             }
         }
 
@@ -260,6 +291,16 @@ public final class PlanValidator {
                         "causal work unbalanced: rank %d computes %.2f block pairs, rank %d only %.2f (limit: one block)",
                         busiest, work[busiest], idlest, work[idlest]));
             }
+        }
+
+        private static final long EMPTY = Long.MIN_VALUE;
+
+        private static long code(ChunkId c) {
+            return ((long) c.owner() << 32) | (c.index() & 0xffffffffL);
+        }
+
+        private static ChunkId decode(long code) {
+            return new ChunkId((int) (code >> 32), (int) code);
         }
 
         private boolean rank(int r) {

@@ -80,14 +80,53 @@ public final class Planner {
         return out;
     }
 
-    /** The strategies {@link #candidates} builds, in that order (the ring baseline first). */
+    /**
+     * The strategies {@link #candidates} builds, in that order (the ring baseline first). Strategies whose
+     * plan would pass {@link Schedules#MAX_PLAN_ENTRIES} for this many ranks are left out (only the ring
+     * remains past about 150 ranks).
+     */
     public static List<Strategy> candidateStrategies(Topology topology, boolean causal) {
-        List<Strategy> strategies = new ArrayList<>(List.of(causal ? Strategy.ZIGZAG_RING : Strategy.RING,
-                causal ? Strategy.TASP_CAUSAL : Strategy.TASP, Strategy.DIRECT));
-        if (topology.nodeCount() > 1) {
+        List<Strategy> strategies = new ArrayList<>(List.of(causal ? Strategy.ZIGZAG_RING : Strategy.RING));
+        int n = topology.deviceCount();
+        SequenceLayout.Kind kind = kindFor(causal);
+        if (Schedules.estimatedEntries(n, Math.max(1, n - 1), kind, causal) <= Schedules.MAX_PLAN_ENTRIES) {
+            strategies.add(causal ? Strategy.TASP_CAUSAL : Strategy.TASP);
+            strategies.add(Strategy.DIRECT);
+        }
+        if (topology.nodeCount() > 1 && Schedules.estimatedEntries(n, topology.devicesOnNode(0).size(), kind, causal)
+                <= Schedules.MAX_PLAN_ENTRIES) {
             strategies.add(Strategy.TASP_HIERARCHICAL);
         }
         return strategies;
+    }
+
+    /**
+     * Largest world size whose plans fit {@link Schedules#MAX_PLAN_ENTRIES}: with n-1 chunks per rank (TASP,
+     * direct) or one (rings).
+     */
+    public static int maxRanks(boolean allChunks, boolean causal) {
+        SequenceLayout.Kind kind = kindFor(causal);
+        int lo = 1;
+        int hi = 1 << 16;
+        while (lo < hi) {
+            int mid = (lo + hi + 1) >>> 1;
+            long chunks = allChunks ? Math.max(1, mid - 1) : 1;
+            if (Schedules.estimatedEntries(mid, chunks, kind, causal) <= Schedules.MAX_PLAN_ENTRIES) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return lo;
+    }
+
+    /** What the size-limit error tells the user to do instead. */
+    static String sizeAdvice(boolean causal) {
+        return causal
+                ? "tasp-causal and direct plans reach " + maxRanks(true, true) + " ranks with a causal mask, zigzag "
+                        + maxRanks(false, true) + "; use zigzag, or tasp-hier over several nodes, for more ranks"
+                : "tasp and direct plans reach " + maxRanks(true, false) + " ranks with the full mask, ring "
+                        + maxRanks(false, false) + "; use ring, or tasp-hier over several nodes, for more ranks";
     }
 
     private static Plan auto(Topology topology, boolean causal, ProblemSize problem) {
@@ -169,6 +208,8 @@ public final class Planner {
         boolean[][] adj = topology.adjacency();
         List<HamiltonianCycle> cycles;
         if (complete(adj)) {
+            // before the decomposition, which may search for a while at sizes the stored table lacks
+            Schedules.checkSize(s, n, n - 1, kind, causal);
             Optional<List<HamiltonianCycle>> d = COMPLETE.computeIfAbsent(n, Decompositions::completeGraph);
             if (d.isEmpty()) {
                 notes.add("K*_" + n + " has no decomposition into " + (n - 1) + " Hamiltonian cycles (Tillson 1980);"

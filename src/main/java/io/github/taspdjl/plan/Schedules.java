@@ -2,7 +2,6 @@ package io.github.taspdjl.plan;
 
 import io.github.taspdjl.plan.decompose.HamiltonianCycle;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 
 /**
@@ -13,7 +12,37 @@ import java.util.List;
  */
 final class Schedules {
 
+    /**
+     * Most transfers plus attention tasks a plan may hold. A plan is explicit (every transfer and task of
+     * every step is an object), so TASP and direct plans grow as n^3: 128 ranks of full-mask TASP hold
+     * 4.2 million entries (about 200 MB, built and validated in a few seconds on 2 cores). Past this bound the planner refuses at once,
+     * before allocating, rather than running out of memory minutes later.
+     */
+    static final long MAX_PLAN_ENTRIES = 8_000_000L;
+
     private Schedules() {}
+
+    /**
+     * About how many transfers and attention tasks a schedule of {@code n} ranks holds whose ranks each
+     * receive {@code chunks} chunks per step: n steps of n x chunks transfers and, per received chunk, one
+     * task per (query block, key block) pair the mask allows (4 on the zigzag layout without mask, about 2
+     * with the causal mask, 1 on the contiguous layout).
+     */
+    static long estimatedEntries(int n, long chunks, SequenceLayout.Kind kind, boolean causal) {
+        long pairs = kind == SequenceLayout.Kind.CONTIGUOUS ? 1 : causal ? 2 : 4;
+        return (long) n * n * chunks * (1 + pairs);
+    }
+
+    /** Throws when a schedule would exceed {@link #MAX_PLAN_ENTRIES}; names the limit and what to do instead. */
+    static void checkSize(Strategy strategy, int n, long chunks, SequenceLayout.Kind kind, boolean causal) {
+        long entries = estimatedEntries(n, chunks, kind, causal);
+        if (entries > MAX_PLAN_ENTRIES) {
+            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT,
+                    "a %s plan for %d ranks would hold about %,d transfers and attention tasks (%d chunk(s) per rank"
+                            + " per step; the count grows as n^2 x chunks), more than the planner's limit of %,d: %s",
+                    strategy.cliName(), n, entries, chunks, MAX_PLAN_ENTRIES, Planner.sizeAdvice(causal)));
+        }
+    }
 
     /**
      * Cycle schedule: cycle j carries chunk j of every rank. At step t, rank r at position p of cycle j
@@ -33,7 +62,9 @@ final class Schedules {
                 throw new IllegalArgumentException("cycle " + cy + " has " + cy.size() + " ranks, the plan " + n);
             }
         }
+        checkSize(strategy, n, Math.max(1, c), kind, causal);
         SequenceLayout layout = new SequenceLayout(kind, n, Math.max(1, c));
+        Interned in = new Interned(n, Math.max(1, c));
         List<Step> steps = new ArrayList<>();
         for (int t = 0; t < n; t++) {
             List<Transfer> transfers = new ArrayList<>();
@@ -42,18 +73,17 @@ final class Schedules {
                 for (int j = 0; j < c && t < n - 1; j++) {
                     HamiltonianCycle cy = cycles.get(j);
                     int p = cy.position(r);
-                    int origin = cy.order()[Math.floorMod(p - t, n)];
-                    Slot from = t == 0 ? Slot.local(j) : new Slot(Slot.receiveBufferOf(t - 1), j);
-                    transfers.add(new Transfer(r, cy.successor(r), new ChunkId(origin, j), from,
-                            new Slot(Slot.receiveBufferOf(t), j)));
+                    int origin = cy.at(p - t);
+                    Slot from = t == 0 ? in.local(j) : in.slot(Slot.receiveBufferOf(t - 1), j);
+                    transfers.add(new Transfer(r, cy.successor(r), in.chunk(origin, j), from, in.slot(Slot.receiveBufferOf(t), j)));
                 }
                 if (t == 0) {
                     addTasks(compute, layout, causal, r, ChunkId.whole(r), Slot.local(ChunkId.WHOLE));
                 } else {
                     for (int j = 0; j < c; j++) {
                         HamiltonianCycle cy = cycles.get(j);
-                        int origin = cy.order()[Math.floorMod(cy.position(r) - t, n)];
-                        addTasks(compute, layout, causal, r, new ChunkId(origin, j), new Slot(Slot.receiveBufferOf(t - 1), j));
+                        int origin = cy.at(cy.position(r) - t);
+                        addTasks(compute, layout, causal, r, in.chunk(origin, j), in.slot(Slot.receiveBufferOf(t - 1), j));
                     }
                 }
             }
@@ -69,7 +99,9 @@ final class Schedules {
      * rank receives every chunk of every peer once over the n-1 steps, for every n.
      */
     static Plan direct(Strategy strategy, boolean causal, SequenceLayout.Kind kind, int n, List<String> notes) {
+        checkSize(strategy, n, Math.max(1, n - 1), kind, causal);
         SequenceLayout layout = new SequenceLayout(kind, n, Math.max(1, n - 1));
+        Interned in = new Interned(n, Math.max(1, n - 1));
         List<Step> steps = new ArrayList<>();
         for (int t = 0; t < n; t++) {
             List<Transfer> transfers = new ArrayList<>();
@@ -78,8 +110,8 @@ final class Schedules {
                 for (int p = 0; p < n && t < n - 1; p++) {
                     if (p != r) {
                         int index = directChunk(n, t, r, p);
-                        transfers.add(new Transfer(r, p, new ChunkId(r, index), Slot.local(index),
-                                new Slot(Slot.receiveBufferOf(t), Math.floorMod(r - p - 1, n))));
+                        transfers.add(new Transfer(r, p, in.chunk(r, index), in.local(index),
+                                in.slot(Slot.receiveBufferOf(t), Math.floorMod(r - p - 1, n))));
                     }
                 }
                 if (t == 0) {
@@ -87,8 +119,8 @@ final class Schedules {
                 } else {
                     for (int q = 0; q < n; q++) {
                         if (q != r) {
-                            addTasks(compute, layout, causal, r, new ChunkId(q, directChunk(n, t - 1, q, r)),
-                                    new Slot(Slot.receiveBufferOf(t - 1), Math.floorMod(q - r - 1, n)));
+                            addTasks(compute, layout, causal, r, in.chunk(q, directChunk(n, t - 1, q, r)),
+                                    in.slot(Slot.receiveBufferOf(t - 1), Math.floorMod(q - r - 1, n)));
                         }
                     }
                 }
@@ -122,9 +154,60 @@ final class Schedules {
         }
     }
 
+    /**
+     * Shared immutable slots and chunk ids: a large plan names the same few thousand of them millions of
+     * times, and sharing them halves the plan's memory.
+     */
+    private static final class Interned {
+        private final ChunkId[] chunks;
+        private final Slot[][] slots;
+        private final int perRank;
+
+        Interned(int n, int perRank) {
+            this.perRank = perRank;
+            this.chunks = new ChunkId[n * perRank];
+            this.slots = new Slot[Slot.RECEIVE_BUFFERS + 1][Math.max(n, perRank)];
+        }
+
+        ChunkId chunk(int owner, int index) {
+            int i = owner * perRank + index;
+            ChunkId c = chunks[i];
+            return c != null ? c : (chunks[i] = new ChunkId(owner, index));
+        }
+
+        Slot local(int index) {
+            return at(Slot.LOCAL, index);
+        }
+
+        Slot slot(int buffer, int position) {
+            return at(buffer, position);
+        }
+
+        private Slot at(int buffer, int position) {
+            Slot[] row = slots[buffer + 1];
+            Slot s = row[position];
+            return s != null ? s : (row[position] = buffer == Slot.LOCAL ? Slot.local(position) : new Slot(buffer, position));
+        }
+    }
+
+    /** Sorts a step's transfers by (src, dst, chunk owner, chunk index): one primitive key, no comparator chain. */
     private static List<Transfer> sorted(List<Transfer> transfers) {
-        transfers.sort(Comparator.comparingInt(Transfer::src).thenComparingInt(Transfer::dst)
-                .thenComparingInt(t -> t.chunk().owner()).thenComparingInt(t -> t.chunk().index()));
-        return transfers;
+        int n = transfers.size();
+        long[] keys = new long[n];
+        int most = 1;
+        for (Transfer t : transfers) {
+            most = Math.max(most, Math.max(Math.max(t.src(), t.dst()), Math.max(t.chunk().owner(), t.chunk().index() + 1)) + 1);
+        }
+        for (int i = 0; i < n; i++) {
+            Transfer t = transfers.get(i);
+            long key = ((long) t.src() * most + t.dst()) * most + t.chunk().owner();
+            keys[i] = (key * (most + 1) + t.chunk().index() + 1) * n + i;
+        }
+        java.util.Arrays.sort(keys);
+        List<Transfer> out = new ArrayList<>(n);
+        for (long k : keys) {
+            out.add(transfers.get((int) (k % n)));
+        }
+        return out;
     }
 }

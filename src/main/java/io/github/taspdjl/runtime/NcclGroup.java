@@ -4,7 +4,6 @@ import ai.djl.ndarray.NDArray;
 import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.jni.NcclCommunicator;
 import io.github.taspdjl.plan.Plan;
-import io.github.taspdjl.plan.PlanValidator;
 import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.topology.Topology;
@@ -54,7 +53,7 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
 
     @Override
     public Plan plan(boolean causal) {
-        return plans.computeIfAbsent(causal, c -> PlanValidator.requireValid(Planner.plan(topology, strategy, c)));
+        return plans.computeIfAbsent(causal, c -> Planner.plan(topology, strategy, c)); // validated by the planner
     }
 
     /** This rank's part of the forward (its shard, see {@link Sharding}); every rank must call it. */

@@ -91,8 +91,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     @Override
     public Plan plan(boolean causal) {
         return plans.computeIfAbsent(causal, c -> {
-            Plan p = Planner.plan(topology, strategy, c);
-            PlanValidator.requireValid(p);
+            Plan p = Planner.plan(topology, strategy, c); // validated by the planner
             logger.debug("group plan {} causal={}: {} steps, {} cycles, notes {}", p.strategy(), c,
                     p.steps().size(), p.cycles().size(), p.notes());
             return p;
@@ -243,8 +242,9 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         private double uniformGbps;
 
         public Builder worldSize(int n) {
-            if (n < 1) {
-                throw new IllegalArgumentException("world size must be at least 1, got " + n);
+            if (n < 1 || n > Topology.MAX_VIRTUAL_RANKS) {
+                throw new IllegalArgumentException("world size must be 1 to " + Topology.MAX_VIRTUAL_RANKS
+                        + " (the in-process group's limit: one thread per rank), got " + n);
             }
             this.worldSize = n;
             return this;

@@ -128,10 +128,16 @@ public final class Topology {
         return nodes == 1 ? new Topology(devices, links, nics, node.fabric(), src) : of(devices, links, nics, src);
     }
 
+    /**
+     * Most virtual CPU ranks: each is a thread of this JVM, and the all-to-all model holds n^2 links
+     * (a million at this limit).
+     */
+    public static final int MAX_VIRTUAL_RANKS = 1024;
+
     /** N virtual ranks on the CPU, every pair joined by in-process copies: the default without GPUs. */
     public static Topology virtualCpu(int ranks) {
-        if (ranks < 1) {
-            throw new IllegalArgumentException("virtual rank count must be at least 1, got " + ranks);
+        if (ranks < 1 || ranks > MAX_VIRTUAL_RANKS) {
+            throw new IllegalArgumentException("virtual rank count must be 1 to " + MAX_VIRTUAL_RANKS + ", got " + ranks);
         }
         List<Device> devices = new ArrayList<>();
         List<Link> links = new ArrayList<>();
