@@ -1,7 +1,11 @@
 package io.github.taspdjl.attention;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.index.NDIndex;
 import io.github.taspdjl.jni.NativeOps;
+import io.github.taspdjl.runtime.PackedSequence;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -65,6 +69,39 @@ public final class FlashAttention {
 
     public static Result forward(NDArray q, NDArray k, NDArray v, boolean causal) {
         return forward(q, k, v, causal, null);
+    }
+
+    /**
+     * Attention over a packed sequence: each document's queries attend only to its own keys (causal
+     * or not), one kernel call per document. q, k and v hold the whole packed sequence (Sq == Sk ==
+     * {@code documents.length()}); null documents: {@link #forward(NDArray, NDArray, NDArray, boolean,
+     * Float)}.
+     */
+    public static Result forward(NDArray q, NDArray k, NDArray v, boolean causal, Float scale,
+            PackedSequence documents) {
+        if (documents == null) {
+            return forward(q, k, v, causal, scale);
+        }
+        if (q.getShape().dimension() != 4 || k.getShape().dimension() != 4) {
+            throw new IllegalArgumentException("packed attention takes (B, H, S, D) q, k, v; got q " + q.getShape()
+                    + ", k " + k.getShape());
+        }
+        if (q.getShape().get(2) != k.getShape().get(2)) {
+            throw new IllegalArgumentException("packed attention is self-attention: q " + q.getShape() + " and k "
+                    + k.getShape() + " must have the same length");
+        }
+        documents.requireLength(q.getShape().get(2));
+        NDList outs = new NDList();
+        NDList lses = new NDList();
+        Backend backend = null;
+        for (int d = 0; d < documents.documentCount(); d++) {
+            NDIndex range = new NDIndex(":, :, {}:{}", documents.start(d), documents.end(d));
+            Result r = forward(q.get(range), k.get(range), v.get(range), causal, scale);
+            outs.add(r.output());
+            lses.add(r.lse());
+            backend = r.backend();
+        }
+        return new Result(NDArrays.concat(outs, 2), NDArrays.concat(lses, 2), backend);
     }
 
     /**

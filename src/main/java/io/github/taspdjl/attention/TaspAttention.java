@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.jni.NativeOps;
 import io.github.taspdjl.plan.SequenceLayout;
+import io.github.taspdjl.runtime.PackedSequence;
 import io.github.taspdjl.runtime.RankGroup;
 import io.github.taspdjl.runtime.RankProgram;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
@@ -39,8 +40,20 @@ public final class TaspAttention {
      */
     public static RankResult forward(RankGroup group, int rank, NDArray q, NDArray k, NDArray v,
             boolean causal, Float scale, long seqLen) {
+        return forward(group, rank, q, k, v, causal, scale, seqLen, null);
+    }
+
+    /**
+     * Rank {@code rank}'s part of attention over a packed sequence: no query attends to a key of
+     * another document (every rank passes the same {@code documents}; null: one document).
+     */
+    public static RankResult forward(RankGroup group, int rank, NDArray q, NDArray k, NDArray v,
+            boolean causal, Float scale, long seqLen, PackedSequence documents) {
         check(group, rank, q, k, v, causal, scale, seqLen);
-        NativeGroup.RankOutput r = group.forwardRank(rank, q, k, v, causal, scale, seqLen);
+        if (documents != null) {
+            documents.requireLength(seqLen);
+        }
+        NativeGroup.RankOutput r = group.forwardRank(rank, q, k, v, causal, scale, seqLen, documents);
         return new RankResult(r.output(), r.lse(), r.stats());
     }
 
@@ -50,12 +63,21 @@ public final class TaspAttention {
      */
     public static Result forward(SequenceParallelGroup group, NDArray q, NDArray k, NDArray v, boolean causal,
             Float scale) {
+        return forward(group, q, k, v, causal, scale, null);
+    }
+
+    /** Attention over a whole packed sequence through the group; attention stays inside each document. */
+    public static Result forward(SequenceParallelGroup group, NDArray q, NDArray k, NDArray v, boolean causal,
+            Float scale, PackedSequence documents) {
         NativeOps.checkAttention(q, k, v, causal, scale);
         if (q.getShape().get(2) != k.getShape().get(2)) {
             throw new IllegalArgumentException("sequence-parallel attention is self-attention over one sequence: q "
                     + q.getShape() + " and k " + k.getShape() + " must have the same length");
         }
         long seqLen = q.getShape().get(2);
+        if (documents != null) {
+            documents.requireLength(seqLen);
+        }
         SequenceLayout layout = group.plan(causal).layout();
         if (seqLen < layout.minimumLength()) {
             throw new IllegalArgumentException("sequence length " + seqLen + " is shorter than the "
@@ -65,7 +87,7 @@ public final class TaspAttention {
         List<NDArray> qs = Sharding.shardAll(q, layout);
         List<NDArray> ks = Sharding.shardAll(k, layout);
         List<NDArray> vs = Sharding.shardAll(v, layout);
-        List<NativeGroup.RankOutput> outs = group.forwardAll(qs, ks, vs, causal, scale, seqLen);
+        List<NativeGroup.RankOutput> outs = group.forwardAll(qs, ks, vs, causal, scale, seqLen, documents);
         List<NDArray> o = new ArrayList<>();
         List<NDArray> l = new ArrayList<>();
         List<NativeGroup.RankStats> stats = new ArrayList<>();

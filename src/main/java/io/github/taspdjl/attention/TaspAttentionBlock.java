@@ -12,8 +12,10 @@ import ai.djl.nn.norm.Dropout;
 import ai.djl.nn.transformer.ScaledDotProductAttentionBlock;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
+import io.github.taspdjl.runtime.PackedSequence;
 import io.github.taspdjl.runtime.RankContext;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
+import io.github.taspdjl.runtime.TokenPositions;
 import java.lang.reflect.Field;
 import java.util.Optional;
 import org.slf4j.Logger;
@@ -42,9 +44,15 @@ import org.slf4j.LoggerFactory;
  *   <li>otherwise: single-device flash attention, which never builds the F x F score matrix.
  * </ul>
  *
- * <p>Masks: a mask of ones is ignored and a lower-triangular mask of ones (F == T) runs as causal
- * attention, on every path; any other mask is honoured only on one device, by DJL's own math (which
+ * <p>Masks: a mask of ones (or any mask whose every row is constant, which shifts all scores of a
+ * row alike under DJL's mask arithmetic, as DJL's BERT passes) is ignored and a lower-triangular mask
+ * of ones (F == T) runs as causal attention, on every path; any other mask is honoured only on one device, by DJL's own math (which
  * materializes the scores). {@link Builder#optCausal} makes every call causal without a mask.
+ *
+ * <p>Packed sequences: inside {@link PackedSequence#run} (or a rank of {@link
+ * SequenceParallelGroup#runRanks(long, boolean, PackedSequence, SequenceParallelGroup.RankWork)})
+ * no token attends to a token of another document, on every path. {@link Builder#optPositionEncoding}
+ * (rotary embeddings) sees global positions that restart per document.
  *
  * <p>Grouped-query attention ({@link Builder#optKvHeadCount}): fewer key/value heads than query
  * heads, each key/value head shared by {@code headCount / kvHeadCount} consecutive query heads; the key
@@ -65,6 +73,7 @@ public final class TaspAttentionBlock extends AbstractBlock {
     private final int headCount;
     private final int kvHeadCount;
     private final boolean causal;
+    private final PositionEncoding positionEncoding;
     private final SequenceParallelGroup group;
     private final Linear keyProjection;
     private final Linear queryProjection;
@@ -87,6 +96,7 @@ public final class TaspAttentionBlock extends AbstractBlock {
         this.headCount = b.headCount;
         this.kvHeadCount = kvHeads;
         this.causal = b.causal;
+        this.positionEncoding = b.positionEncoding;
         this.group = b.group;
         this.keyProjection = addChildBlock("keyProjection", key);
         this.queryProjection = addChildBlock("queryProjection", query);
@@ -219,6 +229,16 @@ public final class TaspAttentionBlock extends AbstractBlock {
                 .head(), b, t, n, h);
         NDArray v = heads(valueProjection.forward(ps, new NDList(valueIn.reshape(b * f, e)), training, params)
                 .head(), b, f, kvHeadCount, h);
+        if (positionEncoding != null) {
+            requireSelfAttention(f, t);
+            long[] positions = TokenPositions.ofLocalTokens(t);
+            q = positionEncoding.apply(q, positions);
+            k = positionEncoding.apply(k, positions);
+        }
+        PackedSequence documents = PackedSequence.current().orElse(null);
+        if (documents != null) {
+            requireSelfAttention(f, t);
+        }
 
         Optional<RankContext> rank = RankContext.current();
         boolean distributed = rank.isPresent() || group != null;
@@ -230,8 +250,8 @@ public final class TaspAttentionBlock extends AbstractBlock {
                 throw new UnsupportedOperationException("TaspAttentionBlock cannot train inside a sequence-parallel "
                         + "group yet: the distributed backward is not built. Train on one device, or run inference.");
             }
-            result = materialized(ps, q, k, v, isCausal, kind == MaskKind.OTHER ? mask : null, b, t, f, h, true,
-                    params);
+            result = materialized(ps, q, k, v, isCausal, kind == MaskKind.OTHER ? mask : null, documents, b, t, f, h,
+                    true, params);
         } else if (kind == MaskKind.OTHER) {
             if (distributed) {
                 throw new IllegalArgumentException("TaspAttentionBlock can honour only no mask, a mask of ones or a "
@@ -239,7 +259,7 @@ public final class TaspAttentionBlock extends AbstractBlock {
                         + mask.getShape());
             }
             logger.debug("general attention mask: computing with DJL's operations (scores materialized)");
-            result = materialized(ps, q, k, v, isCausal, mask, b, t, f, h, false, params);
+            result = materialized(ps, q, k, v, isCausal, mask, documents, b, t, f, h, false, params);
         } else if (rank.isPresent()) {
             RankContext c = rank.get();
             requireSelfAttention(f, t);
@@ -248,12 +268,13 @@ public final class TaspAttentionBlock extends AbstractBlock {
                         + "-mask plans, but this attention block runs " + (isCausal ? "causal" : "full-mask")
                         + " attention, whose plan lays the sequence out differently; shard with causal=" + isCausal);
             }
-            result = TaspAttention.forward(c.group(), c.rank(), q, k, v, isCausal, null, c.seqLen()).output();
+            result = TaspAttention.forward(c.group(), c.rank(), q, k, v, isCausal, null, c.seqLen(), documents)
+                    .output();
         } else if (group != null) {
             requireSelfAttention(f, t);
-            result = TaspAttention.forward(group, q, k, v, isCausal, null).output();
+            result = TaspAttention.forward(group, q, k, v, isCausal, null, documents).output();
         } else {
-            result = FlashAttention.forward(q, k, v, isCausal).output();
+            result = FlashAttention.forward(q, k, v, isCausal, null, documents).output();
         }
         NDArray flat = result.transpose(0, 2, 1, 3).reshape(b * t, e);
         NDArray out = resultProjection.forward(ps, new NDList(flat), training, params).head();
@@ -278,14 +299,18 @@ public final class TaspAttentionBlock extends AbstractBlock {
         OTHER
     }
 
-    /** Ones everywhere: no mask; ones on and below the diagonal (T == F): causal; anything else: other. */
+    /**
+     * Every row constant (ones everywhere, or DJL BERT's all-valid offset mask): no mask, since DJL's
+     * mask arithmetic then shifts a row's scores alike; ones on and below the diagonal (T == F):
+     * causal; anything else: other.
+     */
     private static MaskKind classify(NDArray mask, long b, long t, long f) {
         if (mask.getShape().size() != b * t * f) {
             throw new IllegalArgumentException("attention mask " + mask.getShape() + " must be (" + b + ", " + t + ", "
                     + f + ")");
         }
         NDArray m = mask.reshape(b, t, f).toType(DataType.FLOAT32, false);
-        if (m.eq(1f).all().getBoolean()) {
+        if (m.max(new int[] {2}).eq(m.min(new int[] {2})).all().getBoolean()) {
             return MaskKind.NONE;
         }
         if (t == f) {
@@ -302,7 +327,8 @@ public final class TaspAttentionBlock extends AbstractBlock {
 
     /** DJL's own attention math: scores, mask offset of -100000, softmax, dropout, weighted sum. */
     private NDArray materialized(ParameterStore ps, NDArray q, NDArray k, NDArray v, boolean isCausal, NDArray mask,
-            long b, long t, long f, long h, boolean training, PairList<String, Object> params) {
+            PackedSequence documents, long b, long t, long f, long h, boolean training,
+            PairList<String, Object> params) {
         if (kvHeadCount != headCount) { // query head i reads key/value head i / (headCount / kvHeadCount)
             k = k.repeat(1, headCount / kvHeadCount);
             v = v.repeat(1, headCount / kvHeadCount);
@@ -318,6 +344,15 @@ public final class TaspAttentionBlock extends AbstractBlock {
             NDArray cols = mm.arange(0, (int) f, 1, DataType.INT64).reshape(1, f);
             scores = scores.add(cols.gt(rows).toType(DataType.FLOAT32, false).mul(-100000f));
         }
+        if (documents != null) { // t == f: tokens of other documents are masked like DJL's masks
+            long[] ids = new long[(int) t];
+            for (int i = 0; i < t; i++) {
+                ids[i] = documents.documentOf(i);
+            }
+            NDArray doc = mm.create(ids);
+            NDArray other = doc.reshape(t, 1).neq(doc.reshape(1, t)).toType(DataType.FLOAT32, false);
+            scores = scores.add(other.mul(-100000f));
+        }
         NDArray probs = scores.softmax(3);
         probs = attentionProbsDropout.forward(ps, new NDList(probs), training, params).singletonOrThrow();
         return probs.matMul(v);
@@ -331,6 +366,7 @@ public final class TaspAttentionBlock extends AbstractBlock {
         private boolean bias = true;
         private float attentionProbsDropoutProb = 0.1f;
         private boolean causal;
+        private PositionEncoding positionEncoding;
         private SequenceParallelGroup group;
 
         private Builder() {}
@@ -369,6 +405,15 @@ public final class TaspAttentionBlock extends AbstractBlock {
         /** Every call is causal (query i sees keys 0..i), without a mask input. */
         public Builder optCausal(boolean causal) {
             this.causal = causal;
+            return this;
+        }
+
+        /**
+         * Encodes queries and keys by position after the projections (rotary embeddings); needs
+         * self-attention.
+         */
+        public Builder optPositionEncoding(PositionEncoding positionEncoding) {
+            this.positionEncoding = positionEncoding;
             return this;
         }
 

@@ -59,12 +59,15 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
     /** This rank's part of the forward (its shard, see {@link Sharding}); every rank must call it. */
     @Override
     public NativeGroup.RankOutput forwardRank(
-            int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen) {
+            int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen,
+            PackedSequence documents) {
         if (rank != comm.rank()) {
             throw new IllegalArgumentException("this NCCL group is rank " + comm.rank() + ", not rank " + rank);
         }
-        long[] program = programs.computeIfAbsent(causal + "/" + seqLen,
-                key -> RankProgram.lowerAll(plan(causal), seqLen)[comm.rank()]);
+        long[] program = documents != null
+                ? RankProgram.lowerAll(plan(causal), seqLen, documents)[comm.rank()] // per packing: not cached
+                : programs.computeIfAbsent(causal + "/" + seqLen,
+                        key -> RankProgram.lowerAll(plan(causal), seqLen)[comm.rank()]);
         return comm.rankForward(program, q, k, v, scale);
     }
 

@@ -60,16 +60,6 @@ public final class RankContext {
         if (rank < 0 || rank >= group.worldSize()) {
             throw new IllegalArgumentException("rank " + rank + " outside a group of " + group.worldSize());
         }
-        RankContext previous = CURRENT.get();
-        CURRENT.set(new RankContext(group, rank, seqLen, causal));
-        try {
-            return body.call();
-        } finally {
-            if (previous == null) {
-                CURRENT.remove();
-            } else {
-                CURRENT.set(previous);
-            }
-        }
+        return ThreadScopes.with(CURRENT, new RankContext(group, rank, seqLen, causal), body);
     }
 }

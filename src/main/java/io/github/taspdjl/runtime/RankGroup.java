@@ -20,6 +20,15 @@ public interface RankGroup {
      * Runs rank {@code rank}'s part of the forward with its shard; returns when the group has run it
      * (every rank must call this for the same sequence).
      */
+    default NativeGroup.RankOutput forwardRank(int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale,
+            long seqLen) {
+        return forwardRank(rank, q, k, v, causal, scale, seqLen, null);
+    }
+
+    /**
+     * The same over a packed sequence: attention stays inside each of {@code documents} (null: the
+     * sequence is one document). Every rank must pass the same documents.
+     */
     NativeGroup.RankOutput forwardRank(int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale,
-            long seqLen);
+            long seqLen, PackedSequence documents);
 }

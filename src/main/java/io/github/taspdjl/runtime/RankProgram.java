@@ -34,6 +34,8 @@ public final class RankProgram {
     private final Plan plan;
     private final SequenceLayout layout;
     private final long seqLen;
+    /** Documents packed in the sequence (attention stays inside each), or null for one sequence. */
+    private final PackedSequence documents;
     private final int n;
     /** localStart[r][k]: first local token of the k-th block of rank r. */
     private final long[][] localStart;
@@ -43,10 +45,14 @@ public final class RankProgram {
     private final List<List<Map<Integer, ChunkId>>> recvChunk = new ArrayList<>();
     private final long[] capacity;
 
-    private RankProgram(Plan plan, long seqLen) {
+    private RankProgram(Plan plan, long seqLen, PackedSequence documents) {
         this.plan = plan;
         this.layout = plan.layout();
         this.seqLen = seqLen;
+        this.documents = documents;
+        if (documents != null) {
+            documents.requireLength(seqLen);
+        }
         this.n = plan.worldSize();
         if (seqLen < layout.minimumLength()) {
             throw new IllegalArgumentException("sequence length " + seqLen + " is shorter than the "
@@ -99,7 +105,19 @@ public final class RankProgram {
 
     /** Programs for every rank of {@code plan} at this sequence length, indexed by rank. */
     public static long[][] lowerAll(Plan plan, long seqLen) {
-        RankProgram p = new RankProgram(plan, seqLen);
+        return lowerAll(plan, seqLen, null);
+    }
+
+    /**
+     * Programs for a packed sequence: each task's query and key ranges are cut at the document
+     * boundaries and only same-document pieces are kept. A piece of a full task is full; a piece of
+     * a causal task (a block against itself) is a causal square on the diagonal; pairs of different
+     * documents are skipped. So the executor's task kinds suffice and no document sees another.
+     *
+     * @param documents the packed documents, or null for one sequence
+     */
+    public static long[][] lowerAll(Plan plan, long seqLen, PackedSequence documents) {
+        RankProgram p = new RankProgram(plan, seqLen, documents);
         long[][] out = new long[p.n][];
         for (int r = 0; r < p.n; r++) {
             out[r] = p.lower(r);
@@ -211,8 +229,13 @@ public final class RankProgram {
             int kk = indexOf(ownerBlocks, task.kvBlock());
             long[][] ranges = layout.chunkRanges(task.chunk(), seqLen);
             long[] where = locate(r, step.index(), task.slot(), task.chunk(), kk);
-            raw.add(new long[] {localStart[r][qk], qRange[1] - qRange[0], where[0], where[1],
-                ranges[kk][1] - ranges[kk][0], task.mask() == Mask.CAUSAL ? 1 : 0});
+            long[] entry = {localStart[r][qk], qRange[1] - qRange[0], where[0], where[1],
+                ranges[kk][1] - ranges[kk][0], task.mask() == Mask.CAUSAL ? 1 : 0};
+            if (documents == null) {
+                raw.add(entry);
+            } else {
+                splitByDocument(entry, qRange[0], ranges[kk][0], raw);
+            }
         }
         // Fuse full-mask tasks of one query range over adjacent key ranges of one buffer: attention
         // over the union equals the LSE merge of the parts, in one kernel call instead of several.
@@ -221,7 +244,7 @@ public final class RankProgram {
         List<long[]> fused = new ArrayList<>();
         for (long[] e : raw) {
             long[] last = fused.isEmpty() ? null : fused.get(fused.size() - 1);
-            if (last != null && e[5] == 0 && last[5] == 0 && last[0] == e[0] && last[2] == e[2]
+            if (last != null && e[5] == 0 && last[5] == 0 && last[0] == e[0] && last[1] == e[1] && last[2] == e[2]
                     && last[3] + last[4] == e[3]) {
                 last[4] += e[4];
             } else {
@@ -229,6 +252,35 @@ public final class RankProgram {
             }
         }
         return fused;
+    }
+
+    /**
+     * Adds the same-document pieces of task {@code e} whose queries start at global token {@code
+     * qGlobal} and keys at {@code kGlobal}. Causal tasks have equal query and key ranges, so their
+     * pieces are squares on the diagonal.
+     */
+    private void splitByDocument(long[] e, long qGlobal, long kGlobal, List<long[]> out) {
+        long qEnd = qGlobal + e[1];
+        long kEnd = kGlobal + e[4];
+        if (e[5] == 1 && (qGlobal != kGlobal || e[1] != e[4])) {
+            throw new IllegalStateException("a causal task off the diagonal cannot be cut by documents: queries at "
+                    + qGlobal + ", keys at " + kGlobal);
+        }
+        // Only documents ending after both ranges start can meet both.
+        for (int d = documents.documentOf(Math.max(qGlobal, kGlobal)); d < documents.documentCount(); d++) {
+            long from = documents.start(d);
+            long to = documents.end(d);
+            if (from >= qEnd || from >= kEnd) {
+                break;
+            }
+            long q0 = Math.max(from, qGlobal);
+            long q1 = Math.min(to, qEnd);
+            long k0 = Math.max(from, kGlobal);
+            long k1 = Math.min(to, kEnd);
+            if (q0 < q1 && k0 < k1) {
+                out.add(new long[] {e[0] + q0 - qGlobal, q1 - q0, e[2], e[3] + k0 - kGlobal, k1 - k0, e[5]});
+            }
+        }
     }
 
     private static int indexOf(int[] a, int x) {

@@ -43,6 +43,9 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     private final ExecutorService rankThreads;
     private final Map<Boolean, Plan> plans = new ConcurrentHashMap<>();
     private final Map<String, long[][]> programs = new ConcurrentHashMap<>();
+    /** The programs of the most recent packed sequence (each packing has its own, so only one is kept). */
+    private final java.util.concurrent.atomic.AtomicReference<PackedPrograms> lastPacked =
+            new java.util.concurrent.atomic.AtomicReference<>();
     private final NativeGroup.RankStats[] lastStats;
 
     private SequenceParallelGroup(Builder b) {
@@ -103,6 +106,23 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         return programs.computeIfAbsent(causal + "/" + seqLen, key -> RankProgram.lowerAll(plan(causal), seqLen));
     }
 
+    private record PackedPrograms(boolean causal, PackedSequence documents, long[][] programs) {}
+
+    /** Programs for a mask, length and packing (null documents: one sequence). */
+    long[][] programs(boolean causal, long seqLen, PackedSequence documents) {
+        if (documents == null) {
+            return programs(causal, seqLen);
+        }
+        documents.requireLength(seqLen);
+        PackedPrograms last = lastPacked.get();
+        if (last != null && last.causal() == causal && last.documents().equals(documents)) {
+            return last.programs();
+        }
+        long[][] lowered = RankProgram.lowerAll(plan(causal), seqLen, documents);
+        lastPacked.set(new PackedPrograms(causal, documents, lowered));
+        return lowered;
+    }
+
     /** Test hook: makes a rank post no sends, like a peer that hangs. */
     public void makeSilent(int rank) {
         nativeGroup.setSilent(rank, true);
@@ -113,9 +133,10 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
      * with its shard (see {@link Sharding}); it returns when the whole group has finished.
      */
     @Override
-    public NativeGroup.RankOutput forwardRank(
-            int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen) {
-        NativeGroup.RankOutput out = nativeGroup.rankForward(rank, programs(causal, seqLen)[rank], q, k, v, scale);
+    public NativeGroup.RankOutput forwardRank(int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale,
+            long seqLen, PackedSequence documents) {
+        NativeGroup.RankOutput out =
+                nativeGroup.rankForward(rank, programs(causal, seqLen, documents)[rank], q, k, v, scale);
         lastStats[rank] = out.stats();
         return out;
     }
@@ -131,12 +152,18 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
      */
     public List<NativeGroup.RankOutput> forwardAll(
             List<NDArray> qs, List<NDArray> ks, List<NDArray> vs, boolean causal, Float scale, long seqLen) {
+        return forwardAll(qs, ks, vs, causal, scale, seqLen, null);
+    }
+
+    /** {@link #forwardAll} over a packed sequence: attention stays inside each document. */
+    public List<NativeGroup.RankOutput> forwardAll(List<NDArray> qs, List<NDArray> ks, List<NDArray> vs,
+            boolean causal, Float scale, long seqLen, PackedSequence documents) {
         int n = worldSize();
         if (qs.size() != n || ks.size() != n || vs.size() != n) {
             throw new IllegalArgumentException("need one q, k and v per rank (" + n + "), got " + qs.size() + ", "
                     + ks.size() + ", " + vs.size());
         }
-        long[][] progs = programs(causal, seqLen);
+        long[][] progs = programs(causal, seqLen, documents);
         List<Future<NativeGroup.RankOutput>> futures = new ArrayList<>();
         for (int r = 0; r < n; r++) {
             final int rank = r;
@@ -167,13 +194,26 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
      * rank. Any rank's failure fails the group; the first failure is thrown.
      */
     public <T> List<T> runRanks(long seqLen, boolean causal, RankWork<T> work) {
+        return runRanks(seqLen, causal, null, work);
+    }
+
+    /**
+     * {@link #runRanks(long, boolean, RankWork)} over a packed sequence: each rank's work also runs
+     * inside {@link PackedSequence#run}, so attention stays inside each document and positions
+     * restart per document.
+     */
+    public <T> List<T> runRanks(long seqLen, boolean causal, PackedSequence documents, RankWork<T> work) {
+        if (documents != null) {
+            documents.requireLength(seqLen);
+        }
         int n = worldSize();
         List<Future<T>> futures = new ArrayList<>();
         for (int r = 0; r < n; r++) {
             final int rank = r;
             futures.add(rankThreads.submit(() -> {
                 try {
-                    return RankContext.run(this, rank, seqLen, causal, () -> work.run(rank));
+                    return RankContext.run(this, rank, seqLen, causal,
+                            () -> PackedSequence.run(documents, () -> work.run(rank)));
                 } catch (RuntimeException e) {
                     nativeGroup.fail("rank " + rank + ": " + e);
                     throw e;
