@@ -17,6 +17,7 @@ import picocli.CommandLine.Command;
             PlanCommand.class,
             SimulateCommand.class,
             BenchCommand.class,
+            ServingModelCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class TaspCli implements Runnable {

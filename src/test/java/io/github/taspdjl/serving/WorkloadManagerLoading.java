@@ -1,0 +1,57 @@
+package io.github.taspdjl.serving;
+
+import ai.djl.Device;
+import ai.djl.modality.Input;
+import ai.djl.modality.Output;
+import ai.djl.repository.zoo.Criteria;
+import ai.djl.repository.zoo.ZooModel;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Properties;
+
+/**
+ * Loads a model folder the way DJL Serving's workload manager does (its {@code ModelInfo}, read from
+ * its sources): read {@code serving.properties}; keys starting with {@code option.} become options
+ * (prefix stripped), the rest arguments; the model is named after the folder; a batch size above 1
+ * adds the {@code stack} batchifier argument; one {@code Criteria} with Input/Output types, the
+ * folder, the engine, arguments, options and the device entry of {@code load_on_devices}. No
+ * translator factory is given, so DJL's {@code ServingTranslatorFactory} looks in {@code libs/}.
+ */
+final class WorkloadManagerLoading {
+
+    private WorkloadManagerLoading() {}
+
+    static ZooModel<Input, Output> load(Path dir) throws Exception {
+        Properties prop = new Properties();
+        try (Reader r = Files.newBufferedReader(dir.resolve("serving.properties"))) {
+            prop.load(r);
+        }
+        Map<String, String> options = new HashMap<>();
+        Map<String, Object> arguments = new HashMap<>();
+        for (String key : prop.stringPropertyNames()) {
+            if (key.startsWith("option.")) {
+                options.put(key.substring(7), prop.getProperty(key));
+            } else {
+                arguments.put(key, prop.getProperty(key));
+            }
+        }
+        Criteria.Builder<Input, Output> builder = Criteria.builder().setTypes(Input.class, Output.class)
+                .optModelPath(dir)
+                .optModelName(dir.getFileName().toString().replaceAll("(\\W|^_)", "_"))
+                .optEngine(prop.getProperty("engine"))
+                .optArguments(arguments)
+                .optOptions(options);
+        if (Integer.parseInt(prop.getProperty("batch_size", "1")) > 1 && !arguments.containsKey("batchifier")) {
+            builder.optArgument("batchifier", "stack");
+        }
+        String devices = prop.getProperty("load_on_devices");
+        if (devices.contains(";")) {
+            throw new AssertionError("the folder asks for one model copy per device: " + devices);
+        }
+        builder.optDevice(Device.fromName(devices));
+        return builder.build().loadModel();
+    }
+}
