@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
             SimulateCommand.class,
             BenchCommand.class,
             ServingModelCommand.class,
+            ServeBenchCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class TaspCli implements Runnable {

@@ -69,7 +69,7 @@ public class ServedGroupFailureTest {
                 "--max-length", "4096", "--shard-min-tokens", "256", "--group-timeout-ms", "2000");
         assertEquals(exit, 0);
 
-        try (ZooModel<Input, Output> model = WorkloadManagerLoading.load(folder);
+        try (ZooModel<Input, Output> model = DjlServingLoader.load(folder);
                 Predictor<Input, Output> predictor = model.newPredictor()) {
             int[] tokens = randomTokens(600, 256, 9);
             String request = json(tokens, 3);

@@ -63,7 +63,7 @@ public class ServedModelTest {
                 "--embedding", "32", "--heads", "2", "--layers", "1", "--max-length", Integer.toString(MAX),
                 "--shard-min-tokens", "1024", "--seed", "11");
         assertEquals(exit, 0, "tasp serving-model failed");
-        model = WorkloadManagerLoading.load(dir);
+        model = DjlServingLoader.load(dir);
         manager = NDManager.newBaseManager("PyTorch");
         direct = ServingFolder.loadModel(dir.resolve(ServingFolder.DEFAULT_PARAMETERS_FILE), CONFIG, manager);
     }

@@ -1,10 +1,12 @@
 package io.github.taspdjl.serving;
 
 import ai.djl.Device;
+import ai.djl.ModelException;
 import ai.djl.modality.Input;
 import ai.djl.modality.Output;
 import ai.djl.repository.zoo.Criteria;
 import ai.djl.repository.zoo.ZooModel;
+import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,13 +20,15 @@ import java.util.Properties;
  * (prefix stripped), the rest arguments; the model is named after the folder; a batch size above 1
  * adds the {@code stack} batchifier argument; one {@code Criteria} with Input/Output types, the
  * folder, the engine, arguments, options and the device entry of {@code load_on_devices}. No
- * translator factory is given, so DJL's {@code ServingTranslatorFactory} looks in {@code libs/}.
+ * translator factory is given, so DJL's {@code ServingTranslatorFactory} looks in {@code libs/}. The
+ * tests and {@code tasp serve-bench} load folders through this, so they see what the server would.
  */
-final class WorkloadManagerLoading {
+public final class DjlServingLoader {
 
-    private WorkloadManagerLoading() {}
+    private DjlServingLoader() {}
 
-    static ZooModel<Input, Output> load(Path dir) throws Exception {
+    /** Loads {@code dir} as DJL Serving would, on the device its {@code load_on_devices} names. */
+    public static ZooModel<Input, Output> load(Path dir) throws IOException, ModelException {
         Properties prop = new Properties();
         try (Reader r = Files.newBufferedReader(dir.resolve("serving.properties"))) {
             prop.load(r);
@@ -47,9 +51,10 @@ final class WorkloadManagerLoading {
         if (Integer.parseInt(prop.getProperty("batch_size", "1")) > 1 && !arguments.containsKey("batchifier")) {
             builder.optArgument("batchifier", "stack");
         }
-        String devices = prop.getProperty("load_on_devices");
+        String devices = prop.getProperty("load_on_devices", "");
         if (devices.contains(";")) {
-            throw new AssertionError("the folder asks for one model copy per device: " + devices);
+            throw new IllegalArgumentException("load_on_devices=" + devices + " asks for one model copy per device; "
+                    + "a folder of tasp serving-model has one device entry");
         }
         builder.optDevice(Device.fromName(devices));
         return builder.build().loadModel();
