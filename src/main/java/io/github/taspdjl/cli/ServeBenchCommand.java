@@ -30,7 +30,8 @@ import picocli.CommandLine.Parameters;
  * sends it short and long prompts from concurrent clients (each with its own predictor, as the
  * server's workers have), then prints requests per second and p50/p99 latency per prompt kind.
  */
-@Command(name = "serve-bench", description = "Requests/s and p50/p99 latency of a served model folder, short and long prompts.")
+@Command(name = "serve-bench", mixinStandardHelpOptions = true,
+        description = "Requests/s and p50/p99 latency of a served model folder, short and long prompts.")
 public final class ServeBenchCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "DIR", description = "a folder written by tasp serving-model")

@@ -17,7 +17,8 @@ import picocli.CommandLine.Parameters;
  * ServingFolder}): one worker whose sequence-parallel group spans the node's GPUs, or virtual CPU
  * ranks when there is none.
  */
-@Command(name = "serving-model", description = "Write a model folder for DJL Serving: serving.properties, libs/, parameters.")
+@Command(name = "serving-model", mixinStandardHelpOptions = true,
+        description = "Write a model folder for DJL Serving: serving.properties, libs/, parameters.")
 public final class ServingModelCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "DIR", description = "the folder to write (created if missing)")

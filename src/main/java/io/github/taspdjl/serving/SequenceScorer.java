@@ -83,6 +83,9 @@ public final class SequenceScorer implements AutoCloseable {
     /** One rank's (or the whole sequence's) share: next-token log-probs, and the last row if held. */
     private record Part(NDArray picked, NDArray lastRow) {}
 
+    /** The whole sequence's part and how many ranks computed it. */
+    private record Run(Part whole, int ranks) {}
+
     private final DecoderModel model;
     private final NDManager manager;
     private final Settings settings;
@@ -130,7 +133,10 @@ public final class SequenceScorer implements AutoCloseable {
         }
     }
 
-    /** Whether a prompt of this length runs sharded over the group. */
+    /**
+     * Whether a prompt of this length goes to the group (which still runs one shorter than its plan's
+     * minimum, a token per block piece, on one device).
+     */
     public boolean runsSharded(int length) {
         return settings.ranks() > 1 && length >= settings.shardMinTokens();
     }
@@ -150,26 +156,19 @@ public final class SequenceScorer implements AutoCloseable {
             NDArray ids = m.create(tokens, new Shape(1, s));
             NDArray pos = m.create(positions, new Shape(1, s));
             NDArray tgt = m.create(targets, new Shape(1, s));
-            Part whole;
-            int ranksUsed;
-            if (runsSharded(s)) {
-                whole = scoreSharded(ids, pos, tgt, s);
-                ranksUsed = settings.ranks();
-            } else {
-                whole = scorePart(ids, pos, tgt, s);
-                ranksUsed = 1;
-            }
+            Run run = runsSharded(s) ? scoreSharded(ids, pos, tgt, s) : new Run(scorePart(ids, pos, tgt, s), 1);
+            Part whole = run.whole();
             float[] picked = whole.picked().toFloatArray();
             double sequence = 0;
             for (int i = 0; i < s - 1; i++) {
                 sequence += picked[i];
             }
             List<TokenLogprob> next = topK(whole.lastRow().toFloatArray(), topK);
-            return new Scores(next, sequence, s, ranksUsed, (System.nanoTime() - t0) / 1e6);
+            return new Scores(next, sequence, s, run.ranks(), (System.nanoTime() - t0) / 1e6);
         }
     }
 
-    private Part scoreSharded(NDArray ids, NDArray pos, NDArray tgt, int s) throws InterruptedException {
+    private Run scoreSharded(NDArray ids, NDArray pos, NDArray tgt, int s) throws InterruptedException {
         groupLock.lockInterruptibly();
         try {
             if (closed) {
@@ -181,7 +180,7 @@ public final class SequenceScorer implements AutoCloseable {
             SequenceLayout layout = group.plan(true).layout();
             if (s < layout.minimumLength()) {
                 // the plan needs a token per block piece; such a prompt is cheap on one device anyway
-                return scorePart(ids, pos, tgt, s);
+                return new Run(scorePart(ids, pos, tgt, s), 1);
             }
             List<NDArray> idShards = Sharding.shardAll(ids, layout, Sharding.TOKENS_AXIS);
             List<NDArray> posShards = Sharding.shardAll(pos, layout, Sharding.TOKENS_AXIS);
@@ -208,7 +207,8 @@ public final class SequenceScorer implements AutoCloseable {
             if (lastRow == null) {
                 throw new IllegalStateException("no rank held the last position " + (s - 1));
             }
-            return new Part(Sharding.gather(picked, layout, s, Sharding.TOKENS_AXIS), lastRow);
+            return new Run(new Part(Sharding.gather(picked, layout, s, Sharding.TOKENS_AXIS), lastRow),
+                    group.worldSize());
         } finally {
             groupLock.unlock();
         }
