@@ -62,11 +62,13 @@ public final class ServingFolder {
      * spec.seed()}), {@code serving.properties} and {@code libs/}. Returns the files written.
      */
     public static List<Path> write(Path dir, Spec spec) throws IOException, MalformedModelException {
+        if (spec.parameters() != null) {
+            checkParameters(spec.parameters(), spec.config()); // before anything is written
+        }
         Files.createDirectories(dir);
         List<Path> written = new ArrayList<>();
         Path params = dir.resolve(DEFAULT_PARAMETERS_FILE);
         if (spec.parameters() != null) {
-            checkParameters(spec.parameters(), spec.config());
             Files.copy(spec.parameters(), params, StandardCopyOption.REPLACE_EXISTING);
         } else {
             writeRandomParameters(params, spec.config(), spec.seed());

@@ -97,6 +97,6 @@ public class ServedGroupFailureTest {
         int exit = TaspCli.commandLine().execute("serving-model", dir.resolve("model").toString(), "--params",
                 params.toString(), "--vocab", "256", "--embedding", "16", "--heads", "2", "--layers", "1");
         assertNotEquals(exit, 0, "parameters of a 128-token vocabulary served as 256");
-        assertTrue(!Files.exists(dir.resolve("model/serving.properties")), "no folder is written for bad parameters");
+        assertTrue(!Files.exists(dir.resolve("model")), "no folder is written for bad parameters");
     }
 }
