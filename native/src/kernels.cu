@@ -50,9 +50,12 @@ __device__ void merge_rows(const tasp::MergeArgs& m) {
   if (!isfinite(block_lse)) return;
   float* acc_lse = m.acc_lse + b * m.acc_lse_strides[0] + h * m.acc_lse_strides[1] + s * m.acc_lse_strides[2];
   const float old_lse = *acc_lse;
-  const float hi = fmaxf(old_lse, block_lse);
-  const float lse = hi + log1pf(expf(fminf(old_lse, block_lse) - hi));
-  const float w_old = old_lse == -INFINITY ? 0.0f : expf(old_lse - lse);
+  // An accumulator row with a non-finite LSE holds nothing yet (whatever its values): the block
+  // replaces it, so stale values (NaN) never leak in through a zero weight.
+  const bool acc_empty = !isfinite(old_lse);
+  const float hi = acc_empty ? block_lse : fmaxf(old_lse, block_lse);
+  const float lse = acc_empty ? block_lse : hi + log1pf(expf(fminf(old_lse, block_lse) - hi));
+  const float w_old = acc_empty ? 0.0f : expf(old_lse - lse);
   const float w_new = expf(block_lse - lse);
   float* acc = m.acc_out + b * m.acc_out_strides[0] + h * m.acc_out_strides[1] + s * m.acc_out_strides[2];
   const T* part = static_cast<const T*>(m.block_out) + b * m.block_out_strides[0] + h * m.block_out_strides[1] +
@@ -61,15 +64,16 @@ __device__ void merge_rows(const tasp::MergeArgs& m) {
     for (int64_t d = 4 * lane; d < m.dim; d += 4 * kWarp) {
       float4 a = *reinterpret_cast<float4*>(acc + d);
       float4 p = load4(part + d);
-      a.x = w_old * a.x + w_new * p.x;
-      a.y = w_old * a.y + w_new * p.y;
-      a.z = w_old * a.z + w_new * p.z;
-      a.w = w_old * a.w + w_new * p.w;
+      a.x = acc_empty ? w_new * p.x : w_old * a.x + w_new * p.x;
+      a.y = acc_empty ? w_new * p.y : w_old * a.y + w_new * p.y;
+      a.z = acc_empty ? w_new * p.z : w_old * a.z + w_new * p.z;
+      a.w = acc_empty ? w_new * p.w : w_old * a.w + w_new * p.w;
       *reinterpret_cast<float4*>(acc + d) = a;
     }
   } else {
     for (int64_t d = lane; d < m.dim; d += kWarp) {
-      acc[d] = w_old * acc[d] + w_new * to_float(part[d * m.block_out_strides[3]]);
+      const float x = to_float(part[d * m.block_out_strides[3]]);
+      acc[d] = acc_empty ? w_new * x : w_old * acc[d] + w_new * x;
     }
   }
   __syncwarp();  // every lane read the old LSE before it changes

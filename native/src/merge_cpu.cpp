@@ -1,6 +1,5 @@
 #include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "merge.h"
 
@@ -55,22 +54,26 @@ float load(const void* base, int64_t offset, MergeDtype dtype) {
 }  // namespace
 
 void merge_cpu(const MergeArgs& m) {
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t b = 0; b < m.batch; ++b) {
     for (int64_t h = 0; h < m.heads; ++h) {
       for (int64_t s = 0; s < m.rows; ++s) {
         float* acc_lse = m.acc_lse + b * m.acc_lse_strides[0] + h * m.acc_lse_strides[1] + s * m.acc_lse_strides[2];
         float block_lse = m.block_lse[b * m.block_lse_strides[0] + h * m.block_lse_strides[1] + s * m.block_lse_strides[2]];
-        if (block_lse == neg_inf) continue;  // the block saw no key for this row
+        // A non-finite LSE marks an empty partial: -inf when the block saw no key for this row, +inf
+        // (or NaN) where a kernel marked a fully masked row. It contributes nothing (no NaN); an
+        // accumulator row in that state holds nothing yet, whatever its values.
+        if (!std::isfinite(block_lse)) continue;
         float old_lse = *acc_lse;
-        float hi = old_lse > block_lse ? old_lse : block_lse;
-        float lse = hi + std::log(std::exp(old_lse - hi) + std::exp(block_lse - hi));
-        float w_old = old_lse == neg_inf ? 0.0f : std::exp(old_lse - lse);
+        bool acc_empty = !std::isfinite(old_lse);
+        float hi = acc_empty || block_lse > old_lse ? block_lse : old_lse;
+        float lse = acc_empty ? block_lse : hi + std::log(std::exp(old_lse - hi) + std::exp(block_lse - hi));
+        float w_old = acc_empty ? 0.0f : std::exp(old_lse - lse);
         float w_new = std::exp(block_lse - lse);
         float* acc = m.acc_out + b * m.acc_out_strides[0] + h * m.acc_out_strides[1] + s * m.acc_out_strides[2];
         int64_t base = b * m.block_out_strides[0] + h * m.block_out_strides[1] + s * m.block_out_strides[2];
         for (int64_t d = 0; d < m.dim; ++d) {
-          acc[d] = w_old * acc[d] + w_new * load(m.block_out, base + d * m.block_out_strides[3], m.block_dtype);
+          float x = load(m.block_out, base + d * m.block_out_strides[3], m.block_dtype);
+          acc[d] = acc_empty ? w_new * x : w_old * acc[d] + w_new * x;
         }
         *acc_lse = lse;
       }

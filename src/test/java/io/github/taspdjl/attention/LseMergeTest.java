@@ -64,6 +64,33 @@ public class LseMergeTest {
     }
 
     @Test
+    public void partialsWithInfiniteLseAreEmptyOnEitherSide() {
+        try (NDManager m = manager.newSubManager()) {
+            NDArray q = m.randomNormal(new Shape(1, 2, 6, 8));
+            NDArray k = m.randomNormal(new Shape(1, 2, 10, 8));
+            NDArray v = m.randomNormal(new Shape(1, 2, 10, 8));
+            FlashAttention.Result whole = FlashAttention.forward(q, k, v, false);
+            // A block whose rows are all fully masked: kernels write LSE +inf (or -inf) and any output.
+            NDArray emptyOut = m.full(new Shape(1, 2, 6, 8), Float.NaN, DataType.FLOAT32);
+            for (float inf : new float[] {Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+                NDArray emptyLse = m.full(new Shape(1, 2, 6), inf, DataType.FLOAT32);
+                // Empty block into a filled accumulator: nothing changes.
+                NDArray accOut = whole.output().duplicate();
+                NDArray accLse = whole.lse().duplicate();
+                NativeOps.mergePartial(accOut, accLse, emptyOut, emptyLse);
+                assertClose(accOut, whole.output(), 0, "accumulator after an empty block (lse " + inf + ")");
+                assertClose(accLse, whole.lse(), 0, "lse after an empty block (lse " + inf + ")");
+                // A real block into an accumulator that holds an empty partial: the block itself.
+                NDArray emptyAcc = emptyOut.duplicate();
+                NDArray emptyAccLse = emptyLse.duplicate();
+                NativeOps.mergePartial(emptyAcc, emptyAccLse, whole.output(), whole.lse());
+                assertClose(emptyAcc, whole.output(), 1e-6, "empty accumulator (lse " + inf + ") after a block");
+                assertClose(emptyAccLse, whole.lse(), 1e-6, "its lse");
+            }
+        }
+    }
+
+    @Test
     public void mergeRejectsMismatchedShapesAndTypes() {
         try (NDManager m = manager.newSubManager()) {
             NDArray accOut = m.zeros(new Shape(1, 2, 3, 4), DataType.FLOAT32);
