@@ -58,12 +58,12 @@ def declare(tasp):
     tasp._sig("tasp_group_create", i, [i, i64, pvp])
     tasp._sig("tasp_group_fail", i, [vp, ctypes.c_char_p])
     tasp._sig("tasp_group_destroy", i, [vp])
-    tasp._sig("tasp_rank_forward", i, [vp, i, p64, i64, vp, vp, vp, i, d, pvp, pvp, pd])
+    tasp._sig("tasp_rank_forward", i, [vp, i, p64, i64, vp, vp, vp, i, d, pvp, pvp, pd, i64])
     tasp._sig("tasp_nccl_version", i, [ctypes.c_char_p, ctypes.POINTER(i)])
     tasp._sig("tasp_nccl_unique_id", i, [ctypes.c_char_p, pch])
     tasp._sig("tasp_nccl_comm_create", i, [ctypes.c_char_p, i, i, pch, i, i64, pvp])
     tasp._sig("tasp_nccl_comm_destroy", i, [vp])
-    tasp._sig("tasp_nccl_rank_forward", i, [vp, p64, i64, vp, vp, vp, i, d, pvp, pvp, pd])
+    tasp._sig("tasp_nccl_rank_forward", i, [vp, p64, i64, vp, vp, vp, i, d, pvp, pvp, pd, i64])
 
 
 # ---- programs -------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ def run_virtual_ranks(ca, tasp, rep, plan, data, dtype_name, card):
                 hq, hk, hv = in_handles[rank]
                 t0 = time.perf_counter()
                 rc = lib.tasp_rank_forward(group, rank, words[rank], len(programs[rank]), hq, hk, hv, 0, 0.0,
-                                           ctypes.byref(out), ctypes.byref(lse), stats)
+                                           ctypes.byref(out), ctypes.byref(lse), stats, len(stats))
                 res["seconds"] = time.perf_counter() - t0
                 res["rc"] = rc
                 res["out"], res["lse"] = out.value, lse.value
@@ -458,7 +458,7 @@ def run_nccl(ca, tasp, rep, plan, data, card):
             torch.cuda.synchronize()
             t0 = time.perf_counter()
             rc = lib.tasp_nccl_rank_forward(comm, words, len(words_list), *handles, 0, 0.0, ctypes.byref(out),
-                                            ctypes.byref(lse), stats)
+                                            ctypes.byref(lse), stats, len(stats))
             err = tasp.last_error() if rc != ca.TASP_OK else ""
             got = steal_all(tasp, [h for h in (out.value, lse.value) if h])
             torch.cuda.synchronize()

@@ -52,31 +52,49 @@ TASP_API int tasp_attention_backward(tasp_tensor dout, tasp_tensor q, tasp_tenso
 
 // Folds a partial result into an accumulator, in place, in fp32 (log-sum-exp merge):
 // acc_out (B, H, S, D) (last dimension dense) and acc_lse (B, H, S) fp32; block_out any float dtype and
-// strides; block_lse fp32. Rows whose acc_lse is -inf are empty. On CUDA it runs on libtorch's
-// current stream.
+// strides; block_lse fp32. A row whose LSE is infinite (-inf: no key yet; +inf: what kernels write
+// for a fully masked row) is empty, on either side: it adds nothing and never makes a NaN. On CUDA it
+// runs on libtorch's current stream.
 TASP_API int tasp_merge_partial(tasp_tensor acc_out, tasp_tensor acc_lse, tasp_tensor block_out, tasp_tensor block_lse);
 
 // ---- Sequence-parallel groups (in-process transport) -------------------------------------------
-// A group of `world_size` ranks in this process, one thread per rank. Every wait on a peer gives up
-// after timeout_ms and then fails the whole group: every rank's call returns TASP_ERR_GROUP with
-// the first failure's message. A failed group stays failed; destroy it and make a new one.
+// A group of `world_size` ranks in this process, one thread per rank. Before any byte moves, the ranks
+// of a run compare what each was asked to do (shapes, dtypes, device, mask, scale, and the transfers
+// of their lowered programs); a disagreement fails every rank at once (TASP_ERR_ARGUMENT) naming the
+// rank and what differs. Every wait on a peer gives up after timeout_ms and then fails the whole
+// group: every rank's call returns TASP_ERR_GROUP with the first failure's message. A failed group
+// stays failed: later calls fail at once, saying so; destroy it and make a new one. Each rank is run
+// by one caller at a time: a rank entered again while it runs fails the group at once.
 typedef void* tasp_group;
 TASP_API int tasp_group_create(int world_size, int64_t timeout_ms, tasp_group* out);
-// Emulated fabric: transfers from src to dst take at least bytes / bytes_per_second (0: no limit).
+// Emulated fabric: each transfer from src to dst arrives bytes / bytes_per_second after its step's
+// transfers start on that link (0: no limit).
 TASP_API int tasp_group_set_link_rate(tasp_group g, int src, int dst, double bytes_per_second);
-// Test hook: a silent rank posts no sends.
+// Test hooks: a silent rank posts no sends; a faulty rank fails at the start of step `step` (-1: never).
 TASP_API int tasp_group_set_silent(tasp_group g, int rank, int silent);
+TASP_API int tasp_group_set_fault(tasp_group g, int rank, int64_t step);
 TASP_API int tasp_group_fail(tasp_group g, const char* message);
+// *failed = 1 and *message (valid until this thread's next call) = the first failure, or 0 and "".
+TASP_API int tasp_group_failure(tasp_group g, int* failed, const char** message);
+// Must not race with tasp_rank_forward on the same group (the Java NativeGroup counts callers).
 TASP_API int tasp_group_destroy(tasp_group g);
+// Groups and NCCL communicators created and not yet destroyed in this process (leak checks).
+TASP_API int tasp_live_objects(int64_t* groups, int64_t* communicators);
+
+// Statistics of a rank run: TASP_STATS_TOTALS numbers (compute ms, comm ms, wait ms, total ms, bytes
+// sent, bytes of buffers allocated for this rank), then TASP_STATS_PER_STEP per step (compute ms,
+// comm ms, wait ms). A program's step count is its word 4.
+#define TASP_STATS_TOTALS 6
+#define TASP_STATS_PER_STEP 3
+#define TASP_STATS_LENGTH(steps) (TASP_STATS_TOTALS + TASP_STATS_PER_STEP * (steps))
 
 // Runs one rank's lowered plan (see native/src/executor.h for the program format): q (B, Hq, Sq, D),
 // k, v (B, Hkv, Skv, D) are the rank's shard in the plan's local order. Returns the rank's output
-// (input dtype) and fp32 LSE; stats (may be NULL) gets 6 + 3 * steps numbers (steps = program word 4):
-// compute ms, comm ms, wait ms, total ms, bytes sent, bytes of buffers allocated for this rank, then
-// per step compute ms, comm ms, wait ms.
+// (input dtype) and fp32 LSE; stats (may be NULL) has room for stats_len numbers and gets at most
+// TASP_STATS_LENGTH(steps) of them.
 TASP_API int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t program_len, tasp_tensor q,
                                tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
-                               tasp_tensor* lse, double* stats);
+                               tasp_tensor* lse, double* stats, int64_t stats_len);
 
 // ---- NCCL transport (one rank per GPU; CUDA flavor) ----------------------------------------------
 // nccl_path: NULL or "" for libnccl.so.2. Loading NCCL happens only here: its absence is an error
@@ -87,11 +105,20 @@ TASP_API int tasp_nccl_unique_id(const char* nccl_path, char* out128);
 typedef void* tasp_nccl_comm;
 TASP_API int tasp_nccl_comm_create(const char* nccl_path, int world, int rank, const char* unique_id128, int device,
                                    int64_t timeout_ms, tasp_nccl_comm* out);
+// Finalizes and frees the communicator, bounded by its timeout (aborted past it, e.g. after a peer
+// died). Must not race with a forward on it: call tasp_nccl_comm_abort first and wait for it.
 TASP_API int tasp_nccl_comm_destroy(tasp_nccl_comm comm);
-// As tasp_rank_forward, over NCCL; q, k, v on the communicator's GPU.
+// From any thread: a forward in flight aborts the communicator at its next poll and fails; with none
+// in flight it is aborted now. An aborted communicator cannot run again.
+TASP_API int tasp_nccl_comm_abort(tasp_nccl_comm comm);
+// As tasp_rank_forward, over NCCL; q, k, v on the communicator's GPU. One collective at a time per
+// communicator; every wait polls NCCL against the communicator's timeout (since the last progress).
 TASP_API int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len, tasp_tensor q,
                                     tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
-                                    tasp_tensor* lse, double* stats);
+                                    tasp_tensor* lse, double* stats, int64_t stats_len);
+// This rank will not run the collective its peers are starting (bad input found before the call):
+// takes part in the agreement exchange with `why`, so every rank fails at once, naming this one.
+TASP_API int tasp_nccl_reject(tasp_nccl_comm comm, const char* why);
 
 // Element types for tasp_cast.
 #define TASP_DTYPE_FLOAT32 0

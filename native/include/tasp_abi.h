@@ -10,6 +10,7 @@
 // libtorch 2.4 and later (checked against PyTorch 2.7 and 2.11 headers).
 #pragma once
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,9 +99,30 @@ typedef struct {
 } ncclUniqueId;
 typedef void* tasp_cuda_stream;  // cudaStream_t
 
+// ncclConfig_t as of NCCL 2.17 (struct version 21700). NCCL reads a config by its size and version
+// fields, so newer libraries accept this layout; fields left at TASP_NCCL_CONFIG_UNDEF_INT/NULL keep
+// NCCL's defaults. We set only `blocking = 0`: a nonblocking communicator returns ncclInProgress
+// from init and group calls, and we poll ncclCommGetAsyncError against a deadline instead of
+// blocking inside NCCL.
+#define TASP_NCCL_CONFIG_MAGIC 0xcafebeefu
+#define TASP_NCCL_CONFIG_VERSION 21700u
+#define TASP_NCCL_CONFIG_UNDEF_INT INT_MIN
+typedef struct {
+  size_t size;
+  unsigned int magic;
+  unsigned int version;
+  int blocking;
+  int cgaClusterSize;
+  int minCTAs;
+  int maxCTAs;
+  const char* netName;
+} tasp_nccl_config;
+
 typedef ncclResult_t (*nccl_get_version_fn)(int* version);
 typedef ncclResult_t (*nccl_get_unique_id_fn)(ncclUniqueId* id);
-typedef ncclResult_t (*nccl_comm_init_rank_fn)(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank);
+typedef ncclResult_t (*nccl_comm_init_rank_config_fn)(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank,
+                                                      tasp_nccl_config* config);  // NCCL >= 2.14
+typedef ncclResult_t (*nccl_comm_finalize_fn)(ncclComm_t comm);                    // NCCL >= 2.14
 typedef ncclResult_t (*nccl_comm_abort_fn)(ncclComm_t comm);
 typedef ncclResult_t (*nccl_comm_destroy_fn)(ncclComm_t comm);
 typedef ncclResult_t (*nccl_comm_get_async_error_fn)(ncclComm_t comm, ncclResult_t* async_error);
@@ -111,6 +133,8 @@ typedef ncclResult_t (*nccl_send_fn)(const void* sendbuff, size_t count, ncclDat
                                      ncclComm_t comm, tasp_cuda_stream stream);
 typedef ncclResult_t (*nccl_recv_fn)(void* recvbuff, size_t count, ncclDataType_t datatype, int peer,
                                      ncclComm_t comm, tasp_cuda_stream stream);
+typedef ncclResult_t (*nccl_all_gather_fn)(const void* sendbuff, void* recvbuff, size_t sendcount,
+                                           ncclDataType_t datatype, ncclComm_t comm, tasp_cuda_stream stream);
 
 // ---- CUDA driver API (cuda.h; the driver's ABI is stable, versioned names where cuda.h maps one) --
 // Our own names for cuda.h's types: the enums are plain ints here, the handles the same opaque

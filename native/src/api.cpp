@@ -1,5 +1,8 @@
 // The C API of tasp.h: every entry point catches everything and returns a code.
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <vector>
 #include <string>
 
 #include "attention.h"
@@ -41,6 +44,10 @@ int guarded(F&& body) {
 }
 
 AtenTensorHandle handle(tasp_tensor t) { return static_cast<AtenTensorHandle>(t); }
+
+std::atomic<int64_t> g_live_groups{0};
+std::atomic<int64_t> g_live_comms{0};
+thread_local std::string g_failure_text;
 }  // namespace
 
 }  // namespace tasp
@@ -109,6 +116,7 @@ int tasp_group_create(int world_size, int64_t timeout_ms, tasp_group* out) {
   return guarded([&] {
     if (out == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "group: null output pointer");
     *out = new tasp::Group(world_size, timeout_ms);
+    ++tasp::g_live_groups;
   });
 }
 
@@ -127,12 +135,42 @@ int tasp_group_set_silent(tasp_group g, int rank, int silent) {
   return guarded([&] { group_of(g).set_silent(rank, silent != 0); });
 }
 
+int tasp_group_set_fault(tasp_group g, int rank, int64_t step) {
+  return guarded([&] { group_of(g).set_fault(rank, step); });
+}
+
 int tasp_group_fail(tasp_group g, const char* message) {
   return guarded([&] { group_of(g).fail(message ? message : "failed by the caller"); });
 }
 
+int tasp_group_failure(tasp_group g, int* failed, const char** message) {
+  return guarded([&] {
+    if (failed == nullptr || message == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "group: null output pointer");
+    tasp::g_failure_text.clear();
+    *failed = 0;
+    try {
+      group_of(g).check();
+    } catch (const tasp::Error& e) {
+      *failed = 1;
+      tasp::g_failure_text = e.what();
+    }
+    *message = tasp::g_failure_text.c_str();
+  });
+}
+
 int tasp_group_destroy(tasp_group g) {
-  return guarded([&] { delete static_cast<tasp::Group*>(g); });
+  return guarded([&] {
+    if (g == nullptr) return;
+    delete static_cast<tasp::Group*>(g);
+    --tasp::g_live_groups;
+  });
+}
+
+int tasp_live_objects(int64_t* groups, int64_t* communicators) {
+  return guarded([&] {
+    if (groups != nullptr) *groups = tasp::g_live_groups.load();
+    if (communicators != nullptr) *communicators = tasp::g_live_comms.load();
+  });
 }
 
 int tasp_nccl_version(const char* nccl_path, int* version) {
@@ -158,40 +196,59 @@ int tasp_nccl_comm_create(const char* nccl_path, int world, int rank, const char
   return guarded([&] {
     if (out == nullptr || unique_id128 == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "nccl: null pointer");
     *out = tasp::nccl_comm_create(nccl_path, world, rank, unique_id128, device, timeout_ms);
+    ++tasp::g_live_comms;
   });
 }
 
 int tasp_nccl_comm_destroy(tasp_nccl_comm comm) {
-  return guarded([&] { tasp::nccl_comm_destroy(static_cast<tasp::NcclComm*>(comm)); });
+  return guarded([&] {
+    if (comm == nullptr) return;
+    --tasp::g_live_comms;
+    tasp::nccl_comm_destroy(static_cast<tasp::NcclComm*>(comm));
+  });
+}
+
+int tasp_nccl_comm_abort(tasp_nccl_comm comm) {
+  return guarded([&] { tasp::nccl_comm_abort(static_cast<tasp::NcclComm*>(comm)); });
+}
+
+int tasp_nccl_reject(tasp_nccl_comm comm, const char* why) {
+  return guarded([&] {
+    if (comm == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "nccl: null communicator");
+    tasp::nccl_reject(*static_cast<tasp::NcclComm*>(comm), why != nullptr ? why : "rejected by the caller");
+  });
 }
 
 namespace {
-void write_stats(const tasp::RankStats& s, double* stats) {
+void write_stats(const tasp::RankStats& s, double* stats, int64_t stats_len) {
   if (stats == nullptr) return;
-  stats[0] = s.compute_ms;
-  stats[1] = s.comm_ms;
-  stats[2] = s.wait_ms;
-  stats[3] = s.total_ms;
-  stats[4] = static_cast<double>(s.bytes_sent);
-  stats[5] = static_cast<double>(s.buffer_bytes);
+  std::vector<double> all(TASP_STATS_TOTALS + TASP_STATS_PER_STEP * s.step_compute_ms.size(), 0.0);
+  all[0] = s.compute_ms;
+  all[1] = s.comm_ms;
+  all[2] = s.wait_ms;
+  all[3] = s.total_ms;
+  all[4] = static_cast<double>(s.bytes_sent);
+  all[5] = static_cast<double>(s.buffer_bytes);
   for (size_t i = 0; i < s.step_compute_ms.size(); ++i) {
-    stats[6 + 3 * i] = s.step_compute_ms[i];
-    stats[7 + 3 * i] = i < s.step_comm_ms.size() ? s.step_comm_ms[i] : 0.0;
-    stats[8 + 3 * i] = i < s.step_wait_ms.size() ? s.step_wait_ms[i] : 0.0;
+    all[TASP_STATS_TOTALS + TASP_STATS_PER_STEP * i] = s.step_compute_ms[i];
+    all[TASP_STATS_TOTALS + TASP_STATS_PER_STEP * i + 1] = i < s.step_comm_ms.size() ? s.step_comm_ms[i] : 0.0;
+    all[TASP_STATS_TOTALS + TASP_STATS_PER_STEP * i + 2] = i < s.step_wait_ms.size() ? s.step_wait_ms[i] : 0.0;
   }
+  size_t n = std::min(all.size(), static_cast<size_t>(std::max<int64_t>(stats_len, 0)));
+  std::memcpy(stats, all.data(), n * sizeof(double));
 }
 }  // namespace
 
 int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len, tasp_tensor q,
                            tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
-                           tasp_tensor* lse, double* stats) {
+                           tasp_tensor* lse, double* stats, int64_t stats_len) {
   return guarded([&] {
     if (comm == nullptr || out == nullptr || lse == nullptr || program == nullptr) {
       tasp::fail(TASP_ERR_ARGUMENT, "nccl executor: null pointer");
     }
     tasp::RankResult r = tasp::nccl_rank_forward(*static_cast<tasp::NcclComm*>(comm), program, program_len,
                                                  handle(q), handle(k), handle(v), has_scale ? &scale : nullptr);
-    write_stats(r.stats, stats);
+    write_stats(r.stats, stats, stats_len);
     *out = r.out.release();
     *lse = r.lse.release();
   });
@@ -199,12 +256,12 @@ int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t 
 
 int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t program_len, tasp_tensor q,
                       tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out, tasp_tensor* lse,
-                      double* stats) {
+                      double* stats, int64_t stats_len) {
   return guarded([&] {
     if (out == nullptr || lse == nullptr || program == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "executor: null pointer");
     tasp::RankResult r = tasp::rank_forward(group_of(g), rank, program, program_len, handle(q), handle(k), handle(v),
                                             has_scale ? &scale : nullptr);
-    write_stats(r.stats, stats);
+    write_stats(r.stats, stats, stats_len);
     *out = r.out.release();
     *lse = r.lse.release();
   });

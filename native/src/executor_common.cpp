@@ -1,5 +1,6 @@
 #include "executor_common.h"
 
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -50,6 +51,11 @@ Program parse(const int64_t* w, int64_t n, int rank, int world) {
       peer_ok(x.peer);
       range_ok(x.src_buffer, x.src_start, x.count);
       if (x.dst_buffer != s % 2) bad("a send of step " + std::to_string(s) + " must land in buffer " + std::to_string(s % 2));
+      // The step's own receive buffer is being overwritten by peers while this step runs.
+      if (x.src_buffer == s % 2) {
+        bad("a send of step " + std::to_string(s) + " reads buffer " + std::to_string(s % 2) +
+            ", which that step receives into");
+      }
       sp.sends.push_back(x);
     }
     for (int64_t j = 0; j < nr; ++j) {
@@ -103,11 +109,260 @@ Tensor to_token_major(AtenTensorHandle t) {
   return out;
 }
 
-int64_t element_size(int32_t dtype) {
+int64_t dtype_tasp_code(int32_t dtype) {
   const TorchApi& api = torch();
-  return dtype == api.dtype_float32() ? 4 : 2;
+  if (dtype == api.dtype_float32()) return TASP_DTYPE_FLOAT32;
+  if (dtype == api.dtype_float16()) return TASP_DTYPE_FLOAT16;
+  if (dtype == api.dtype_bfloat16()) return TASP_DTYPE_BFLOAT16;
+  return -1;
 }
 
+int64_t element_size(int32_t dtype) {
+  switch (dtype_tasp_code(dtype)) {
+    case TASP_DTYPE_FLOAT32:
+      return 4;
+    case TASP_DTYPE_FLOAT16:
+    case TASP_DTYPE_BFLOAT16:
+      return 2;
+    default:
+      fail(TASP_ERR_ARGUMENT, "executor: keys and values must be float32, float16 or bfloat16, got " + dtype_name(dtype));
+  }
+}
+
+// ---- Run descriptors ----------------------------------------------------------------------------
+
+namespace {
+
+constexpr uint64_t kFnvOffset = 1469598103934665603ull;
+constexpr uint64_t kFnvPrime = 1099511628211ull;
+
+uint64_t mix(uint64_t h, int64_t word) {
+  uint64_t w = static_cast<uint64_t>(word);
+  for (int i = 0; i < 8; ++i) {
+    h ^= (w >> (8 * i)) & 0xffu;
+    h *= kFnvPrime;
+  }
+  return h;
+}
+
+const char* dtype_label(int64_t code) {
+  switch (code) {
+    case TASP_DTYPE_FLOAT32:
+      return "float32";
+    case TASP_DTYPE_FLOAT16:
+      return "float16";
+    case TASP_DTYPE_BFLOAT16:
+      return "bfloat16";
+    default:
+      return "unsupported";
+  }
+}
+
+// The fixed fields, in one place for comparing, encoding and naming.
+struct Field {
+  const char* name;
+  int64_t RunDescriptor::*member;
+};
+const Field kFields[] = {
+    {"run kind", &RunDescriptor::kind},
+    {"world size", &RunDescriptor::world},
+    {"mask (causal)", &RunDescriptor::causal},
+    {"explicit scale", &RunDescriptor::has_scale},
+    {"batch size", &RunDescriptor::batch},
+    {"query heads", &RunDescriptor::q_heads},
+    {"key/value heads", &RunDescriptor::kv_heads},
+    {"head size", &RunDescriptor::head_dim},
+    {"query dtype", &RunDescriptor::q_dtype},
+    {"key/value dtype", &RunDescriptor::kv_dtype},
+    {"device type", &RunDescriptor::device_type},
+    {"device index", &RunDescriptor::device_index},
+    {"plan steps", &RunDescriptor::steps},
+    {"query tokens", &RunDescriptor::q_tokens},
+    {"key tokens", &RunDescriptor::kv_tokens},
+    {"receive capacity", &RunDescriptor::recv_capacity},
+};
+constexpr int kFieldCount = sizeof(kFields) / sizeof(kFields[0]);
+constexpr int kComparedFields = 13;  // kind .. steps; the token counts differ per rank
+constexpr int64_t kErrorWords = 32;  // 256 bytes of reason
+constexpr int64_t kFixedWords = kFieldCount + 3 /* scale, program hash, error flag */ + kErrorWords;
+
+std::string value_text(const Field& f, int64_t v) {
+  if (f.member == &RunDescriptor::q_dtype || f.member == &RunDescriptor::kv_dtype) return dtype_label(v);
+  if (f.member == &RunDescriptor::kind) return run_kind_name(v);
+  if (f.member == &RunDescriptor::causal) return v ? "causal" : "full";
+  if (f.member == &RunDescriptor::device_type) return device_name(static_cast<int32_t>(v), 0).substr(0, 4);
+  return std::to_string(v);
+}
+
+std::string tokens_text(int rank, const RunDescriptor& d) {
+  return "rank " + std::to_string(rank) + " holds " + std::to_string(d.q_tokens) + " query / " +
+         std::to_string(d.kv_tokens) + " key tokens, receive capacity " + std::to_string(d.recv_capacity) +
+         ", mask " + (d.causal ? "causal" : "full");
+}
+
+[[noreturn]] void disagree(const std::string& what) {
+  fail(TASP_ERR_ARGUMENT, "ranks disagree, nothing was sent: " + what +
+                              " (every rank must run the same plan with the same sequence length, mask, scale, "
+                              "shapes, dtype and device)");
+}
+
+void check_pair(int a, int b, const std::vector<const RunDescriptor*>& all) {
+  const RunDescriptor& da = *all[static_cast<size_t>(a)];
+  const RunDescriptor& db = *all[static_cast<size_t>(b)];
+  if (da.sends_to[static_cast<size_t>(b)] != db.recvs_from[static_cast<size_t>(a)]) {
+    disagree("what rank " + std::to_string(a) + " sends to rank " + std::to_string(b) + " is not what rank " +
+             std::to_string(b) + " expects (" + tokens_text(a, da) + "; " + tokens_text(b, db) + ")");
+  }
+}
+
+}  // namespace
+
+const char* run_kind_name(int64_t kind) {
+  switch (kind) {
+    case static_cast<int64_t>(RunKind::kForward):
+      return "forward";
+    default:
+      return "unknown";
+  }
+}
+
+RunDescriptor describe(RunKind kind, const Program& p, const TensorInfo& q, const TensorInfo& kv, const double* scale) {
+  RunDescriptor d;
+  d.kind = static_cast<int64_t>(kind);
+  d.world = p.world;
+  d.steps = static_cast<int64_t>(p.steps.size());
+  d.batch = q.sizes[0];
+  d.q_heads = q.sizes[1];
+  d.head_dim = q.sizes[3];
+  d.kv_heads = kv.sizes[1];
+  d.q_dtype = dtype_tasp_code(q.dtype);
+  d.kv_dtype = dtype_tasp_code(kv.dtype);
+  d.device_type = q.device_type;
+  d.device_index = q.device_index;
+  d.has_scale = scale != nullptr ? 1 : 0;
+  d.scale = scale != nullptr ? *scale : 0.0;
+  d.q_tokens = p.q_tokens;
+  d.kv_tokens = p.kv_tokens;
+  d.recv_capacity = p.recv_capacity;
+  d.sends_to.assign(static_cast<size_t>(p.world), kFnvOffset);
+  d.recvs_from.assign(static_cast<size_t>(p.world), kFnvOffset);
+  uint64_t h = kFnvOffset;
+  for (int64_t w : {p.rank, p.world, p.q_tokens, p.kv_tokens, p.recv_capacity}) h = mix(h, w);
+  for (size_t s = 0; s < p.steps.size(); ++s) {
+    const StepProgram& sp = p.steps[s];
+    const int64_t step = static_cast<int64_t>(s);
+    for (const Send& x : sp.sends) {
+      uint64_t& e = d.sends_to[static_cast<size_t>(x.peer)];
+      for (int64_t w : {step, x.dst_buffer, x.dst_start, x.count}) e = mix(e, w);
+      for (int64_t w : {x.peer, x.src_buffer, x.src_start, x.count, x.dst_buffer, x.dst_start}) h = mix(h, w);
+    }
+    for (const Recv& x : sp.recvs) {
+      uint64_t& e = d.recvs_from[static_cast<size_t>(x.peer)];
+      for (int64_t w : {step, x.dst_buffer, x.dst_start, x.count}) e = mix(e, w);
+      for (int64_t w : {x.peer, x.dst_buffer, x.dst_start, x.count}) h = mix(h, w);
+    }
+    for (const Task& x : sp.tasks) {
+      if (x.causal != 0) d.causal = 1;
+      for (int64_t w : {x.q_start, x.q_count, x.buffer, x.kv_start, x.kv_count, x.causal}) h = mix(h, w);
+    }
+  }
+  d.program_hash = h;
+  return d;
+}
+
+RunDescriptor describe_error(RunKind kind, int world, const std::string& error) {
+  RunDescriptor d;
+  d.kind = static_cast<int64_t>(kind);
+  d.world = world;
+  d.sends_to.assign(static_cast<size_t>(world), 0);
+  d.recvs_from.assign(static_cast<size_t>(world), 0);
+  d.error = error.empty() ? "failed" : error;
+  return d;
+}
+
+void check_agreement(int me, const std::vector<const RunDescriptor*>& all, bool all_pairs, bool same_device) {
+  const int n = static_cast<int>(all.size());
+  for (int r = 0; r < n; ++r) {
+    if (!all[static_cast<size_t>(r)]->error.empty()) {
+      fail(TASP_ERR_ARGUMENT, "rank " + std::to_string(r) + " cannot run: " + all[static_cast<size_t>(r)]->error);
+    }
+  }
+  // The reference is rank 0, unless ranks 1 and 2 agree with each other and not with it: then rank 0
+  // is the odd one and is named.
+  auto same = [&](int a, int b, int fields) {
+    for (int i = 0; i < fields; ++i) {
+      if (!same_device && kFields[i].member == &RunDescriptor::device_index) continue;
+      if (all[static_cast<size_t>(a)]->*kFields[i].member != all[static_cast<size_t>(b)]->*kFields[i].member) {
+        return false;
+      }
+    }
+    return all[static_cast<size_t>(a)]->scale == all[static_cast<size_t>(b)]->scale;
+  };
+  int ref = 0;
+  if (n >= 3 && !same(0, 1, kComparedFields) && !same(0, 2, kComparedFields) && same(1, 2, kComparedFields)) ref = 1;
+  const RunDescriptor& dr = *all[static_cast<size_t>(ref)];
+  for (int r = 0; r < n; ++r) {
+    const RunDescriptor& d = *all[static_cast<size_t>(r)];
+    for (int i = 0; i < kComparedFields; ++i) {
+      const Field& f = kFields[i];
+      if (!same_device && f.member == &RunDescriptor::device_index) continue;
+      if (d.*f.member != dr.*f.member) {
+        disagree("rank " + std::to_string(r) + " has " + f.name + " " + value_text(f, d.*f.member) + ", rank " +
+                 std::to_string(ref) + " has " + value_text(f, dr.*f.member));
+      }
+    }
+    if (d.scale != dr.scale) {
+      disagree("rank " + std::to_string(r) + " has scale " + std::to_string(d.scale) + ", rank " +
+               std::to_string(ref) + " has " + std::to_string(dr.scale));
+    }
+  }
+  for (int a = 0; a < n; ++a) {
+    if (!all_pairs && a != me) continue;
+    for (int b = 0; b < n; ++b) {
+      if (a == b) continue;
+      check_pair(a, b, all);
+      check_pair(b, a, all);
+    }
+  }
+}
+
+int64_t descriptor_words(int world) { return kFixedWords + 2 * static_cast<int64_t>(world); }
+
+std::vector<int64_t> encode_descriptor(const RunDescriptor& d, int world) {
+  std::vector<int64_t> w(static_cast<size_t>(descriptor_words(world)), 0);
+  size_t i = 0;
+  for (const Field& f : kFields) w[i++] = d.*f.member;
+  std::memcpy(&w[i++], &d.scale, sizeof(double));
+  w[i++] = static_cast<int64_t>(d.program_hash);
+  w[i++] = d.error.empty() ? 0 : 1;
+  size_t n = std::min<size_t>(d.error.size(), kErrorWords * 8 - 1);
+  std::memcpy(&w[i], d.error.data(), n);
+  i += kErrorWords;
+  for (int p = 0; p < world; ++p) w[i++] = static_cast<int64_t>(p < static_cast<int>(d.sends_to.size()) ? d.sends_to[p] : 0);
+  for (int p = 0; p < world; ++p) w[i++] = static_cast<int64_t>(p < static_cast<int>(d.recvs_from.size()) ? d.recvs_from[p] : 0);
+  return w;
+}
+
+RunDescriptor decode_descriptor(const int64_t* w, int world) {
+  RunDescriptor d;
+  size_t i = 0;
+  for (const Field& f : kFields) d.*f.member = w[i++];
+  std::memcpy(&d.scale, &w[i++], sizeof(double));
+  d.program_hash = static_cast<uint64_t>(w[i++]);
+  bool has_error = w[i++] != 0;
+  if (has_error) {
+    char text[kErrorWords * 8];
+    std::memcpy(text, &w[i], sizeof text);
+    text[sizeof text - 1] = '\0';
+    d.error = text[0] != '\0' ? text : "failed";
+  }
+  i += kErrorWords;
+  d.sends_to.resize(static_cast<size_t>(world));
+  d.recvs_from.resize(static_cast<size_t>(world));
+  for (int p = 0; p < world; ++p) d.sends_to[static_cast<size_t>(p)] = static_cast<uint64_t>(w[i++]);
+  for (int p = 0; p < world; ++p) d.recvs_from[static_cast<size_t>(p)] = static_cast<uint64_t>(w[i++]);
+  return d;
+}
 
 Accumulators make_accumulators(int64_t batch, int64_t heads, int64_t tokens, int64_t dim, const TensorInfo& like) {
   const TorchApi& api = torch();

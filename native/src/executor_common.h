@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "attention.h"
@@ -40,6 +41,62 @@ struct Program {
 // Parses and checks a program word by word; throws TASP_ERR_ARGUMENT naming what is wrong.
 Program parse(const int64_t* words, int64_t n, int rank, int world);
 
+// What kind of program a run executes. Every rank of a run must run the same kind; a new kind (the
+// distributed backward) adds a value here and its own fields to RunDescriptor if it needs any.
+enum class RunKind : int64_t { kForward = 1 };
+const char* run_kind_name(int64_t kind);
+
+// What a rank publishes when it joins a run. Every transport compares the descriptors of all ranks
+// (check_agreement) before any byte moves, so ranks called with different shapes, dtypes, devices,
+// masks, scales or plans fail at once, all of them, with a message naming the rank and what differs,
+// instead of writing past each other's buffers.
+struct RunDescriptor {
+  // Equal on every rank:
+  int64_t kind = 0, world = 0, steps = 0;
+  int64_t batch = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t q_dtype = -1, kv_dtype = -1;  // TASP_DTYPE_* codes
+  int64_t device_type = 0, device_index = 0;  // the index is compared only where ranks share a device
+  int64_t causal = 0;                          // the program has causally masked tasks
+  int64_t has_scale = 0;
+  double scale = 0;
+  // Per rank (named in messages):
+  int64_t q_tokens = 0, kv_tokens = 0, recv_capacity = 0;
+  uint64_t program_hash = 0;  // this rank's whole lowered program
+  // Per peer: a hash of the ordered transfers this rank sends to / expects from that peer. What r
+  // sends to p must hash like what p expects from r.
+  std::vector<uint64_t> sends_to, recvs_from;
+  // Non-empty: this rank cannot run (bad input); the reason (transports that exchange descriptors
+  // between processes use it to fail every rank at once).
+  std::string error;
+};
+
+RunDescriptor describe(RunKind kind, const Program& p, const TensorInfo& q, const TensorInfo& kv, const double* scale);
+// A descriptor of a rank that cannot run, for the exchange.
+RunDescriptor describe_error(RunKind kind, int world, const std::string& error);
+
+// Throws TASP_ERR_ARGUMENT when the ranks disagree, naming the rank(s) and what differs. `me` is the
+// calling rank; `all_pairs`: check the transfers between every pair of ranks (transports whose
+// ranks cannot fail each other quickly), otherwise only those of `me` (the in-process group fails
+// the others). `same_device`: ranks must also agree on the device index.
+void check_agreement(int me, const std::vector<const RunDescriptor*>& all, bool all_pairs, bool same_device);
+
+// Fixed-size encoding of a descriptor for a world of `world` ranks, for byte exchanges (NCCL).
+int64_t descriptor_words(int world);
+std::vector<int64_t> encode_descriptor(const RunDescriptor& d, int world);
+RunDescriptor decode_descriptor(const int64_t* words, int world);
+
+// One rank's buffers of a run: 0 and 1 receive, 2 is the rank's own key/value shard (token-major,
+// (B, S, H, D)), with their capacities. Peers write into 0 and 1 and read nothing else; a peer's
+// communication thread holds its own reference for as long as it may write, so a rank that fails
+// and returns early never frees memory a peer still copies into.
+struct RankBuffers {
+  Tensor k[3], v[3];
+  int64_t capacity_tokens[3] = {0, 0, 0};
+  int64_t batch = 0;
+  int64_t token_bytes = 0;  // one token of one batch element of k (or v): Hkv * D * element size
+  int64_t capacity_bytes(int64_t buffer) const { return batch * capacity_tokens[buffer] * token_bytes; }
+};
+
 // (B, S, H, D) buffer -> view (B, H, count, D) of tokens [start, start + count).
 Tensor token_view(AtenTensorHandle buffer, int64_t start, int64_t count);
 // The same tokens as a (B, count, H, D) view, for copies between buffers.
@@ -47,7 +104,10 @@ Tensor token_rows(AtenTensorHandle buffer, int64_t start, int64_t count);
 void copy_tokens(AtenTensorHandle dst, int64_t dst_start, AtenTensorHandle src, int64_t src_start, int64_t count);
 // (B, H, S, D) input -> new dense (B, S, H, D) buffer with the same values.
 Tensor to_token_major(AtenTensorHandle t);
+// Bytes per element of a float32/float16/bfloat16 tensor; throws TASP_ERR_ARGUMENT for others.
 int64_t element_size(int32_t dtype);
+// TASP_DTYPE_* code of a libtorch dtype, -1 for others.
+int64_t dtype_tasp_code(int32_t dtype);
 
 struct Accumulators {
   Tensor out;  // (B, H, S, D) fp32, zero

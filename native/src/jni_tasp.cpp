@@ -30,10 +30,12 @@ void throw_java(JNIEnv* env, int code, const char* context) {
 void* h(jlong v) { return reinterpret_cast<void*>(static_cast<intptr_t>(v)); }
 jlong j(void* p) { return static_cast<jlong>(reinterpret_cast<intptr_t>(p)); }
 
-// Stats of a rank run: 6 totals, then (compute, comm, wait) per step (program word 4 = steps).
+// Stats of a rank run (tasp.h, TASP_STATS_LENGTH): the executor writes at most that many for the
+// program's step count (word 4), which cannot exceed the program's length.
 size_t stats_length(const std::vector<int64_t>& program) {
-  int64_t steps = program.size() > 4 && program[4] > 0 && program[4] < (1 << 20) ? program[4] : 0;
-  return 6 + 3 * static_cast<size_t>(steps);
+  int64_t steps = program.size() > 4 ? program[4] : 0;
+  steps = std::max<int64_t>(0, std::min<int64_t>(steps, static_cast<int64_t>(program.size())));
+  return static_cast<size_t>(TASP_STATS_LENGTH(steps));
 }
 
 void copy_stats(JNIEnv* env, jdoubleArray stats, const std::vector<double>& st) {
@@ -42,28 +44,51 @@ void copy_stats(JNIEnv* env, jdoubleArray stats, const std::vector<double>& st) 
   env->SetDoubleArrayRegion(stats, 0, n, st.data());
 }
 
-jlongArray longs(JNIEnv* env, std::initializer_list<jlong> values) {
+// {handles..., extras...} as a Java long[]; when the array cannot be made (an exception is
+// pending), the new tensor handles are freed so that nothing leaks.
+jlongArray handles_array(JNIEnv* env, std::initializer_list<void*> handles, std::initializer_list<jlong> extras = {}) {
+  std::vector<jlong> values;
+  for (void* p : handles) values.push_back(j(p));
+  for (jlong x : extras) values.push_back(x);
   jlongArray a = env->NewLongArray(static_cast<jsize>(values.size()));
-  if (a != nullptr) env->SetLongArrayRegion(a, 0, static_cast<jsize>(values.size()), values.begin());
+  if (a != nullptr) env->SetLongArrayRegion(a, 0, static_cast<jsize>(values.size()), values.data());
+  if (a == nullptr || env->ExceptionCheck()) {
+    for (void* p : handles) tasp_tensor_free(p);
+    return nullptr;
+  }
   return a;
 }
 
-// Runs a rank program through `call(words, &out, &lse, stats)`; returns {out, lse} or throws.
+void throw_illegal_argument(JNIEnv* env, const char* message) {
+  jclass cls = env->FindClass("java/lang/IllegalArgumentException");
+  if (cls != nullptr) env->ThrowNew(cls, message);
+}
+
+// Runs a rank program through `call(words, &out, &lse, stats, stats_len)`; returns {out, lse} or throws.
 template <typename Call>
 jlongArray run_program(JNIEnv* env, jlongArray program, jdoubleArray stats, const char* context, Call call) {
+  if (program == nullptr) {
+    throw_illegal_argument(env, "executor: null program");
+    return nullptr;
+  }
   jsize n = env->GetArrayLength(program);
   std::vector<int64_t> words(static_cast<size_t>(n));
   env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
   std::vector<double> st(stats_length(words), 0.0);
   void* out = nullptr;
   void* lse = nullptr;
-  int rc = call(words, &out, &lse, st.data());
+  int rc = call(words, &out, &lse, st.data(), static_cast<int64_t>(st.size()));
   if (rc != TASP_OK) {
     throw_java(env, rc, context);
     return nullptr;
   }
   copy_stats(env, stats, st);
-  return longs(env, {j(out), j(lse)});
+  if (env->ExceptionCheck()) {
+    tasp_tensor_free(out);
+    tasp_tensor_free(lse);
+    return nullptr;
+  }
+  return handles_array(env, {out, lse});
 }
 
 }  // namespace
@@ -98,7 +123,7 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_attentionFor
     throw_java(env, rc, "attention forward");
     return nullptr;
   }
-  return longs(env, {j(out), j(lse), static_cast<jlong>(backend)});
+  return handles_array(env, {out, lse}, {static_cast<jlong>(backend)});
 }
 
 JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_attentionBackward(
@@ -112,7 +137,7 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_attentionBac
     throw_java(env, rc, "attention backward");
     return nullptr;
   }
-  return longs(env, {j(dq), j(dk), j(dv)});
+  return handles_array(env, {dq, dk, dv});
 }
 
 JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_mergePartial(JNIEnv* env, jclass, jlong acc_out,
@@ -159,6 +184,40 @@ JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_groupSetSilent(JNI
   if (rc != TASP_OK) throw_java(env, rc, "group silent");
 }
 
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_groupSetFault(JNIEnv* env, jclass, jlong g, jint rank,
+                                                                           jlong step) {
+  int rc = tasp_group_set_fault(h(g), rank, step);
+  if (rc != TASP_OK) throw_java(env, rc, "group fault");
+}
+
+JNIEXPORT jstring JNICALL Java_io_github_taspdjl_jni_TaspLibrary_groupFailure(JNIEnv* env, jclass, jlong g) {
+  int failed = 0;
+  const char* message = nullptr;
+  int rc = tasp_group_failure(h(g), &failed, &message);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "group failure");
+    return nullptr;
+  }
+  return failed ? env->NewStringUTF(message) : nullptr;
+}
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_liveObjects(JNIEnv* env, jclass) {
+  int64_t groups = 0, comms = 0;
+  int rc = tasp_live_objects(&groups, &comms);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "live objects");
+    return nullptr;
+  }
+  jlong values[2] = {static_cast<jlong>(groups), static_cast<jlong>(comms)};
+  jlongArray a = env->NewLongArray(2);
+  if (a != nullptr) env->SetLongArrayRegion(a, 0, 2, values);
+  return a;
+}
+
+JNIEXPORT jint JNICALL Java_io_github_taspdjl_jni_TaspLibrary_statsLength(JNIEnv*, jclass, jlong steps) {
+  return static_cast<jint>(TASP_STATS_LENGTH(std::max<jlong>(0, std::min<jlong>(steps, 1 << 24))));
+}
+
 JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_groupFail(JNIEnv* env, jclass, jlong g, jstring message) {
   const char* m = message ? env->GetStringUTFChars(message, nullptr) : nullptr;
   int rc = tasp_group_fail(h(g), m);
@@ -176,9 +235,9 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankForward(
                                                                                jlong v, jboolean has_scale,
                                                                                jdouble scale, jdoubleArray stats) {
   return run_program(env, program, stats, "rank forward",
-                     [&](const std::vector<int64_t>& words, void** out, void** lse, double* st) {
+                     [&](const std::vector<int64_t>& words, void** out, void** lse, double* st, int64_t st_len) {
                        return tasp_rank_forward(h(g), rank, words.data(), static_cast<int64_t>(words.size()), h(q),
-                                                h(k), h(v), has_scale, scale, out, lse, st);
+                                                h(k), h(v), has_scale, scale, out, lse, st, st_len);
                      });
 }
 
@@ -221,8 +280,7 @@ JNIEXPORT jlong JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclCommCreate(JN
                                                                              jint device, jlong timeout_ms) {
   Utf p(env, path);
   if (id == nullptr || env->GetArrayLength(id) != 128) {
-    jclass cls = env->FindClass("java/lang/IllegalArgumentException");
-    if (cls != nullptr) env->ThrowNew(cls, "nccl: the unique id must be 128 bytes");
+    throw_illegal_argument(env, "nccl: the unique id must be 128 bytes");
     return 0;
   }
   char bytes[128];
@@ -238,13 +296,25 @@ JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclCommDestroy(JN
   if (rc != TASP_OK) throw_java(env, rc, "nccl");
 }
 
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclCommAbort(JNIEnv* env, jclass, jlong comm) {
+  int rc = tasp_nccl_comm_abort(h(comm));
+  if (rc != TASP_OK) throw_java(env, rc, "nccl");
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclReject(JNIEnv* env, jclass, jlong comm,
+                                                                        jstring why) {
+  Utf w(env, why);
+  int rc = tasp_nccl_reject(h(comm), w.c);
+  if (rc != TASP_OK) throw_java(env, rc, "nccl");
+}
+
 JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclRankForward(
     JNIEnv* env, jclass, jlong comm, jlongArray program, jlong q, jlong k, jlong v, jboolean has_scale, jdouble scale,
     jdoubleArray stats) {
   return run_program(env, program, stats, "nccl rank forward",
-                     [&](const std::vector<int64_t>& words, void** out, void** lse, double* st) {
+                     [&](const std::vector<int64_t>& words, void** out, void** lse, double* st, int64_t st_len) {
                        return tasp_nccl_rank_forward(h(comm), words.data(), static_cast<int64_t>(words.size()), h(q),
-                                                     h(k), h(v), has_scale, scale, out, lse, st);
+                                                     h(k), h(v), has_scale, scale, out, lse, st, st_len);
                      });
 }
 

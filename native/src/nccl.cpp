@@ -34,7 +34,9 @@ const NcclApi& nccl(const char* path) {
   api.path = p;
   resolve(lib, api.get_version, "ncclGetVersion", p);
   resolve(lib, api.get_unique_id, "ncclGetUniqueId", p);
-  resolve(lib, api.comm_init_rank, "ncclCommInitRank", p);
+  // Nonblocking communicators (ncclConfig_t.blocking = 0) need NCCL 2.14 or later.
+  resolve(lib, api.comm_init_rank_config, "ncclCommInitRankConfig", p);
+  resolve(lib, api.comm_finalize, "ncclCommFinalize", p);
   resolve(lib, api.comm_abort, "ncclCommAbort", p);
   resolve(lib, api.comm_destroy, "ncclCommDestroy", p);
   resolve(lib, api.comm_get_async_error, "ncclCommGetAsyncError", p);
@@ -43,6 +45,7 @@ const NcclApi& nccl(const char* path) {
   resolve(lib, api.group_end, "ncclGroupEnd", p);
   resolve(lib, api.send, "ncclSend", p);
   resolve(lib, api.recv, "ncclRecv", p);
+  resolve(lib, api.all_gather, "ncclAllGather", p);
   g_api = api;
   g_loaded = true;
   return g_api;

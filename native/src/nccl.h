@@ -12,7 +12,8 @@ namespace tasp {
 struct NcclApi {
   nccl_get_version_fn get_version = nullptr;
   nccl_get_unique_id_fn get_unique_id = nullptr;
-  nccl_comm_init_rank_fn comm_init_rank = nullptr;
+  nccl_comm_init_rank_config_fn comm_init_rank_config = nullptr;
+  nccl_comm_finalize_fn comm_finalize = nullptr;
   nccl_comm_abort_fn comm_abort = nullptr;
   nccl_comm_destroy_fn comm_destroy = nullptr;
   nccl_comm_get_async_error_fn comm_get_async_error = nullptr;
@@ -21,6 +22,7 @@ struct NcclApi {
   nccl_group_end_fn group_end = nullptr;
   nccl_send_fn send = nullptr;
   nccl_recv_fn recv = nullptr;
+  nccl_all_gather_fn all_gather = nullptr;
   std::string path;
 };
 

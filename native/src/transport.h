@@ -19,12 +19,6 @@
 
 namespace tasp {
 
-// How tokens of the (B, S, Hkv, D) key/value buffers map to bytes.
-struct TokenGeometry {
-  int64_t batch = 0;
-  int64_t token_bytes = 0;  // one token of one batch element: Hkv * D * element size
-};
-
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -32,8 +26,10 @@ class Transport {
   virtual int world() const = 0;
   // Throws TASP_ERR_ARGUMENT when the tensors are on a device this transport cannot serve.
   virtual void check_device(const TensorInfo& q) const = 0;
-  // Publishes this rank's buffers; returns when every rank has started this run.
-  virtual void start(const Program& program, const RankBuffers& own, const TokenGeometry& geometry) = 0;
+  // Publishes this rank's descriptor and buffers; returns when every rank has started this run and
+  // all descriptors agree (check_agreement), before any byte moves. Throws otherwise, on every rank.
+  virtual void start(const Program& program, const RunDescriptor& descriptor,
+                     std::shared_ptr<const RankBuffers> own) = 0;
   // Starts step `step`'s sends and receives; they may run while the step's attention runs.
   virtual void post(int64_t step) = 0;
   // Before step `step`'s attention, which reads what step - 1 received.
@@ -44,8 +40,8 @@ class Transport {
   virtual void finish() = 0;
   // Throws if a peer already failed (checked between attention tasks).
   virtual void check() const = 0;
-  // This rank failed: tell the peers so that none of them waits for it. `group_error`: the failure
-  // came from the group itself (the peers know already).
+  // This rank failed (before or after start): tell the peers so that none of them waits for it.
+  // `group_error`: the failure came from the group itself (the peers know already).
   virtual void abort(const std::string& why, bool group_error) noexcept = 0;
   // Adds the transport's timings and counts.
   virtual void report(RankStats& stats) = 0;

@@ -12,14 +12,23 @@ namespace tasp {
 namespace {
 
 // The communication thread of one rank: runs each step's sends when asked. A sender copies into
-// the receiver's buffer step % 2 once the receiver finished step - 1 (so that buffer is free), then
-// counts the arrival. Links run in parallel: each transfer ends bytes / rate after the step's start
-// on its own link, and the step's transfers end when the slowest link does.
+// the receiver's buffer step % 2 once the receiver finished step - 1 (so that buffer is free). Every
+// send is checked against what the receiver published (capacity in tokens and bytes) before it is
+// copied. Emulated fabric: links run in parallel, each transfer occupies its own link for bytes /
+// rate after the step's start (transfers on one link queue), and it counts as arrived only when its
+// own link's time has passed, so a slow incoming link delays its receiver, whatever the receiver's
+// own links are. The step's sends end when the slowest link does.
 class CommWorker {
  public:
-  CommWorker(Group& group, int rank, const Program& program, const RankBuffers& own, const TokenGeometry& geometry)
-      : step_comm_ms(program.steps.size(), 0.0), group_(group), rank_(rank), program_(program), own_(own),
-        bytes_per_token_(geometry.batch * geometry.token_bytes), thread_([this] { loop(); }) {}
+  CommWorker(Group& group, int rank, int64_t run, const Program& program, std::shared_ptr<const RankBuffers> own)
+      : step_comm_ms(program.steps.size(), 0.0), group_(group), rank_(rank), program_(program), own_(std::move(own)) {
+    // A reference to every peer's buffers for this run: they stay alive while this thread may write.
+    peers_.resize(static_cast<size_t>(group.world_size()));
+    for (int p = 0; p < group.world_size(); ++p) {
+      if (p != rank) peers_[static_cast<size_t>(p)] = group.buffers(p, run);
+    }
+    thread_ = std::thread([this] { loop(); });
+  }
 
   ~CommWorker() {
     {
@@ -79,6 +88,32 @@ class CommWorker {
     }
   }
 
+  // The receiver's published buffer must hold the send's range, in tokens and in bytes.
+  const RankBuffers& target(const Send& s, int64_t step) const {
+    const RankBuffers* peer = peers_[static_cast<size_t>(s.peer)].get();
+    auto where = [&] {
+      return "rank " + std::to_string(rank_) + " step " + std::to_string(step) + " send to rank " +
+             std::to_string(s.peer);
+    };
+    if (peer == nullptr) fail(TASP_ERR_GROUP, where() + ": the receiver published no buffers for this run");
+    const int64_t sb = s.src_buffer, db = s.dst_buffer;
+    if (peer->batch != own_->batch || peer->token_bytes != own_->token_bytes) {
+      fail(TASP_ERR_ARGUMENT, where() + ": the receiver's tokens are " + std::to_string(peer->batch) + " x " +
+                                  std::to_string(peer->token_bytes) + " bytes, this rank's " +
+                                  std::to_string(own_->batch) + " x " + std::to_string(own_->token_bytes));
+    }
+    if (s.dst_start < 0 || s.count < 1 || s.dst_start + s.count > peer->capacity_tokens[db]) {
+      fail(TASP_ERR_ARGUMENT, where() + ": tokens [" + std::to_string(s.dst_start) + ", " +
+                                  std::to_string(s.dst_start + s.count) + ") do not fit the receiver's buffer " +
+                                  std::to_string(db) + " of " + std::to_string(peer->capacity_tokens[db]) +
+                                  " tokens (" + std::to_string(peer->capacity_bytes(db)) + " bytes)");
+    }
+    if (s.src_start < 0 || s.src_start + s.count > own_->capacity_tokens[sb]) {
+      fail(TASP_ERR_ARGUMENT, where() + ": source tokens out of buffer " + std::to_string(sb));
+    }
+    return *peer;
+  }
+
   void run_sends(int64_t step) {
     const StepProgram& sp = program_.steps[static_cast<size_t>(step)];
     if (group_.silent(rank_)) return;  // test hook: a peer that never sends
@@ -87,20 +122,27 @@ class CommWorker {
     wait_ms += ms_since(t_wait);
     auto t0 = Clock::now();
     std::vector<double> link_seconds(static_cast<size_t>(group_.world_size()), 0.0);
+    std::vector<std::pair<Clock::time_point, int>> arrivals;  // (when, receiver)
+    const int64_t bytes_per_token = own_->batch * own_->token_bytes;
     for (const Send& s : sp.sends) {
-      const RankBuffers& peer = group_.buffers(static_cast<int>(s.peer));
-      int sb = static_cast<int>(s.src_buffer), db = static_cast<int>(s.dst_buffer);
-      copy_tokens(peer.k[db], s.dst_start, own_.k[sb], s.src_start, s.count);
-      copy_tokens(peer.v[db], s.dst_start, own_.v[sb], s.src_start, s.count);
-      int64_t bytes = 2 * s.count * bytes_per_token_;
+      const RankBuffers& peer = target(s, step);
+      const int64_t sb = s.src_buffer, db = s.dst_buffer;
+      copy_tokens(peer.k[db].get(), s.dst_start, own_->k[sb].get(), s.src_start, s.count);
+      copy_tokens(peer.v[db].get(), s.dst_start, own_->v[sb].get(), s.src_start, s.count);
+      int64_t bytes = 2 * s.count * bytes_per_token;
       bytes_sent += bytes;
       double rate = group_.link_rate(rank_, static_cast<int>(s.peer));
-      if (rate > 0) link_seconds[static_cast<size_t>(s.peer)] += static_cast<double>(bytes) / rate;
-      group_.mark_arrived(static_cast<int>(s.peer), step);
+      double& link = link_seconds[static_cast<size_t>(s.peer)];
+      if (rate > 0) link += static_cast<double>(bytes) / rate;
+      arrivals.emplace_back(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(link)),
+                            static_cast<int>(s.peer));
     }
-    double slowest = *std::max_element(link_seconds.begin(), link_seconds.end());
-    auto until = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(slowest));
-    if (Clock::now() < until) std::this_thread::sleep_until(until);
+    std::stable_sort(arrivals.begin(), arrivals.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& a : arrivals) {
+      if (Clock::now() < a.first) std::this_thread::sleep_until(a.first);
+      group_.mark_arrived(a.second, step);
+    }
     double ms = ms_since(t0);
     comm_ms += ms;
     step_comm_ms[static_cast<size_t>(step)] = ms;
@@ -109,15 +151,15 @@ class CommWorker {
   Group& group_;
   int rank_;
   const Program& program_;
-  RankBuffers own_;
-  int64_t bytes_per_token_;
+  std::shared_ptr<const RankBuffers> own_;
+  std::vector<std::shared_ptr<const RankBuffers>> peers_;
   std::mutex mutex_;
   std::condition_variable cv_;
   int64_t posted_ = -1;
   int64_t done_ = -1;
   bool stop_ = false;
   std::exception_ptr error_;
-  std::thread thread_;  // last: starts after everything it uses
+  std::thread thread_;  // started last in the constructor, after everything it uses
 };
 
 class InProcessTransport final : public Transport {
@@ -138,15 +180,21 @@ class InProcessTransport final : public Transport {
   int world() const override { return group_.world_size(); }
   void check_device(const TensorInfo&) const override {}  // copy_ moves host and device memory alike
 
-  void start(const Program& program, const RankBuffers& own, const TokenGeometry& geometry) override {
+  void start(const Program& program, const RunDescriptor& descriptor,
+             std::shared_ptr<const RankBuffers> own) override {
     program_ = &program;
-    group_.join(rank_, static_cast<int64_t>(program.steps.size()), own);
+    int64_t run = group_.join(rank_, descriptor, own);
     started_ = true;
-    worker_ = std::make_unique<CommWorker>(group_, rank_, program, own, geometry);
+    worker_ = std::make_unique<CommWorker>(group_, rank_, run, program, std::move(own));
   }
 
   void post(int64_t step) override { worker_->post(step); }
-  void before_compute(int64_t) override {}  // step - 1's arrivals were awaited in after_compute(step - 1)
+  // Step - 1's arrivals were awaited in after_compute(step - 1).
+  void before_compute(int64_t step) override {
+    if (group_.fault_step(rank_) == step) {
+      fail(TASP_ERR_STATE, "rank " + std::to_string(rank_) + ": injected fault at step " + std::to_string(step));
+    }
+  }
 
   void after_compute(int64_t step) override {
     auto t0 = Clock::now();
@@ -170,6 +218,7 @@ class InProcessTransport final : public Transport {
   }
 
   void report(RankStats& stats) override {
+    if (!worker_) return;
     stats.comm_ms = worker_->comm_ms;
     stats.wait_ms = wait_ms_ + worker_->wait_ms;
     stats.bytes_sent = worker_->bytes_sent;

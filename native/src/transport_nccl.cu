@@ -1,18 +1,19 @@
 // CUDA flavor: the NCCL transport (see transport.h and transport_nccl.h).
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
 
 #include "errors.h"
 #include "executor_common.h"
+#include "nccl.h"
 #include "transport.h"
 #include "transport_nccl.h"
-#include "nccl.h"
 
 namespace tasp {
 
@@ -23,7 +24,10 @@ struct NcclComm {
   int rank = 0;
   int device = 0;
   std::chrono::milliseconds timeout{0};
-  bool aborted = false;
+  std::mutex mutex;                         // guards busy and aborted against nccl_comm_abort
+  bool busy = false;                        // a forward (or a reject) is running on it
+  bool aborted = false;                     // ncclCommAbort ran: the communicator is gone
+  std::atomic<bool> abort_requested{false};  // set by nccl_comm_abort while busy
 };
 
 namespace {
@@ -32,29 +36,66 @@ void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess) fail(TASP_ERR_TORCH, std::string(what) + ": " + cudaGetErrorString(err));
 }
 
-// Waits for a stream, polling NCCL's asynchronous error; aborts the communicator past the deadline.
-void wait_stream(NcclComm& c, cudaStream_t stream, Clock::time_point deadline, const std::string& what) {
+std::string who(const NcclComm& c) { return "nccl: rank " + std::to_string(c.rank) + " of " + std::to_string(c.world); }
+
+// Aborts the communicator (idempotent). Only the thread that owns it (busy) or nccl_comm_abort with
+// no forward in flight calls this.
+void abort_comm(NcclComm& c) {
+  std::lock_guard<std::mutex> lock(c.mutex);
+  if (!c.aborted && c.comm != nullptr) c.api->comm_abort(c.comm);
+  c.aborted = true;
+}
+
+// Polls `ready` until it returns true. Fails (TASP_ERR_GROUP) and aborts the communicator when NCCL
+// reports an asynchronous error, when an abort was requested, or when `timeout` passes without
+// progress; `ready` may push the deadline out when something progressed.
+void poll(NcclComm& c, const std::string& what, const std::function<bool(Clock::time_point&)>& ready) {
+  Clock::time_point deadline = Clock::now() + c.timeout;
   while (true) {
-    cudaError_t q = cudaStreamQuery(stream);
-    if (q == cudaSuccess) return;
-    if (q != cudaErrorNotReady) check_cuda(q, what.c_str());
     ncclResult_t async = TASP_NCCL_SUCCESS;
-    c.api->comm_get_async_error(c.comm, &async);
+    ncclResult_t r = c.api->comm_get_async_error(c.comm, &async);
+    if (r != TASP_NCCL_SUCCESS) async = r;
     if (async != TASP_NCCL_SUCCESS && async != TASP_NCCL_IN_PROGRESS) {
-      c.api->comm_abort(c.comm);
-      c.aborted = true;
-      fail(TASP_ERR_GROUP, "rank " + std::to_string(c.rank) + ": NCCL failed while " + what + ": " +
-                               c.api->get_error_string(async));
-    }
-    if (Clock::now() > deadline) {
-      c.api->comm_abort(c.comm);
-      c.aborted = true;
-      fail(TASP_ERR_GROUP, "rank " + std::to_string(c.rank) + ": no progress within " +
-                               std::to_string(c.timeout.count()) + " ms while " + what +
+      abort_comm(c);
+      fail(TASP_ERR_GROUP, who(c) + ": NCCL failed while " + what + ": " + c.api->get_error_string(async) +
                                " (communicator aborted)");
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    if (c.abort_requested.load()) {
+      abort_comm(c);
+      fail(TASP_ERR_GROUP, who(c) + ": the communicator was closed or aborted while " + what);
+    }
+    if (ready(deadline)) return;
+    if (Clock::now() > deadline) {
+      abort_comm(c);
+      fail(TASP_ERR_GROUP, who(c) + ": no progress within " + std::to_string(c.timeout.count()) + " ms while " +
+                               what + " (communicator aborted)");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
+}
+
+// Until the communicator has no operation in progress (nonblocking init, group end, finalize).
+void wait_nccl_ready(NcclComm& c, const std::string& what) {
+  poll(c, what, [&](Clock::time_point&) {
+    ncclResult_t async = TASP_NCCL_IN_PROGRESS;
+    c.api->comm_get_async_error(c.comm, &async);
+    return async == TASP_NCCL_SUCCESS;
+  });
+}
+
+// Until every event completed; each completion pushes the deadline out (a progress deadline).
+void wait_events(NcclComm& c, const std::vector<cudaEvent_t>& events, const std::string& what) {
+  size_t next = 0;
+  poll(c, what, [&](Clock::time_point& deadline) {
+    while (next < events.size()) {
+      cudaError_t q = cudaEventQuery(events[next]);
+      if (q == cudaErrorNotReady) return false;
+      check_cuda(q, what.c_str());
+      ++next;
+      deadline = Clock::now() + c.timeout;
+    }
+    return true;
+  });
 }
 
 void* data_of(AtenTensorHandle t) {
@@ -63,6 +104,27 @@ void* data_of(AtenTensorHandle t) {
   return p;
 }
 
+// Keeps ncclGroupStart/End paired when a call inside the group throws.
+class NcclGroupCall {
+ public:
+  explicit NcclGroupCall(NcclComm& c) : c_(c) {
+    check_nccl(*c_.api, c_.api->group_start(), "ncclGroupStart");
+    open_ = true;
+  }
+  ~NcclGroupCall() {
+    if (open_) c_.api->group_end();  // unwinding: close the group; the caller aborts the communicator
+  }
+  void end(const std::string& what) {
+    open_ = false;
+    ncclResult_t r = c_.api->group_end();
+    if (r != TASP_NCCL_SUCCESS && r != TASP_NCCL_IN_PROGRESS) check_nccl(*c_.api, r, "ncclGroupEnd");
+    wait_nccl_ready(c_, what);  // nonblocking: the operations are enqueued once NCCL says success
+  }
+
+ private:
+  NcclComm& c_;
+  bool open_ = false;
+};
 
 }  // namespace
 
@@ -81,69 +143,87 @@ NcclComm* nccl_comm_create(const char* nccl_path, int world, int rank, const cha
   c->timeout = std::chrono::milliseconds(timeout_ms);
   ncclUniqueId id;
   std::memcpy(id.internal, unique_id, TASP_NCCL_UNIQUE_ID_BYTES);
-  // ncclCommInitRank blocks until every rank joined; it runs on a helper thread so that a peer that
-  // never joins costs a timeout here, not a hang. (That helper stays blocked inside NCCL then: the
-  // process should exit after such a failure.)
-  struct InitState {
-    std::mutex m;
-    std::condition_variable cv;
-    bool done = false;
-    ncclResult_t result = TASP_NCCL_SUCCESS;
-    ncclComm_t comm = nullptr;
-    cudaError_t device_error = cudaSuccess;
-  };
-  auto state = std::make_shared<InitState>();
-  std::thread([state, &api, world, rank, id, device] {
-    cudaError_t e = cudaSetDevice(device);
-    ncclComm_t comm = nullptr;
-    ncclResult_t r = e == cudaSuccess ? api.comm_init_rank(&comm, world, id, rank) : TASP_NCCL_SUCCESS;
-    std::lock_guard<std::mutex> lock(state->m);
-    state->device_error = e;
-    state->result = r;
-    state->comm = comm;
-    state->done = true;
-    state->cv.notify_all();
-  }).detach();
-  std::unique_lock<std::mutex> lock(state->m);
-  if (!state->cv.wait_for(lock, c->timeout, [&] { return state->done; })) {
-    fail(TASP_ERR_GROUP, "nccl: rank " + std::to_string(rank) + " of " + std::to_string(world) +
-                             ": not every rank joined within " + std::to_string(timeout_ms) + " ms");
+  check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  // Nonblocking: init returns at once (ncclInProgress) and we poll it against the timeout, so a peer
+  // that never joins costs a timeout and an abort, never a thread stuck inside NCCL.
+  tasp_nccl_config config;
+  config.size = sizeof(config);
+  config.magic = TASP_NCCL_CONFIG_MAGIC;
+  config.version = TASP_NCCL_CONFIG_VERSION;
+  config.blocking = 0;
+  config.cgaClusterSize = TASP_NCCL_CONFIG_UNDEF_INT;
+  config.minCTAs = TASP_NCCL_CONFIG_UNDEF_INT;
+  config.maxCTAs = TASP_NCCL_CONFIG_UNDEF_INT;
+  config.netName = nullptr;
+  ncclResult_t r = api.comm_init_rank_config(&c->comm, world, id, rank, &config);
+  if (r != TASP_NCCL_SUCCESS && r != TASP_NCCL_IN_PROGRESS) {
+    if (c->comm != nullptr) api.comm_abort(c->comm);
+    check_nccl(api, r, "ncclCommInitRankConfig");
   }
-  check_cuda(state->device_error, "cudaSetDevice");
-  check_nccl(api, state->result, "ncclCommInitRank");
-  c->comm = state->comm;
+  if (c->comm == nullptr) fail(TASP_ERR_TORCH, who(*c) + ": ncclCommInitRankConfig returned no communicator");
+  try {
+    wait_nccl_ready(*c, "waiting for every rank to join (ncclCommInitRankConfig)");
+  } catch (const Error& e) {
+    fail(TASP_ERR_GROUP, std::string(e.what()) + "; not every rank joined");
+  }
   return c.release();
+}
+
+void nccl_comm_abort(NcclComm* comm) {
+  if (comm == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(comm->mutex);
+    if (comm->busy) {
+      comm->abort_requested = true;  // the forward aborts it at its next poll
+      return;
+    }
+  }
+  abort_comm(*comm);
 }
 
 void nccl_comm_destroy(NcclComm* comm) {
   if (comm == nullptr) return;
-  if (comm->comm != nullptr) {
-    if (comm->aborted) {
-      // ncclCommAbort already freed it.
-    } else {
-      comm->api->comm_destroy(comm->comm);
-    }
+  std::unique_ptr<NcclComm> owned(comm);
+  if (comm->aborted || comm->comm == nullptr) return;  // ncclCommAbort freed it
+  // Finalize flushes what is in flight; with a dead peer it never completes, so it is bounded by the
+  // timeout and the communicator is aborted past it instead of blocking in ncclCommDestroy.
+  try {
+    ncclResult_t r = comm->api->comm_finalize(comm->comm);
+    if (r != TASP_NCCL_SUCCESS && r != TASP_NCCL_IN_PROGRESS) check_nccl(*comm->api, r, "ncclCommFinalize");
+    wait_nccl_ready(*comm, "finalizing the communicator");
+  } catch (const Error&) {
+    abort_comm(*comm);
+    return;
   }
-  delete comm;
+  comm->api->comm_destroy(comm->comm);
 }
 
 namespace {
 
-// One rank per GPU over NCCL. Per step: the communication stream first waits until the compute
-// stream finished step - 1 (whose attention read the buffer this step overwrites), then runs the
-// step's sends and receives as one NCCL group and records `landed[step]`; the compute stream waits
-// for `landed[step - 1]` before the step's attention and records `computed[step]` after it. Messages
-// pair per peer in order: K then V, batch element by batch element, entry by entry, on both sides
-// (the Java lowering lists sends and receives in the same transfer order).
+// One rank per GPU over NCCL. Start: the ranks exchange run descriptors (ncclAllGather) and check
+// them before any key or value moves; the communication stream then waits for the compute stream
+// (the staged inputs and the freshly allocated buffers). Per step: the communication stream waits
+// until the compute stream finished step - 1 (whose attention read the buffer this step
+// overwrites), then runs the step's sends and receives as one NCCL group and records
+// `landed[step]`; the compute stream waits for `landed[step - 1]` before the step's attention and
+// records `computed[step]` after it. Messages pair per peer in order: K then V, batch element by
+// batch element, entry by entry, on both sides (the agreement check compares these orders).
 class NcclTransport final : public Transport {
  public:
   explicit NcclTransport(NcclComm& c) : c_(c) {
-    if (c_.aborted) fail(TASP_ERR_GROUP, "nccl: the communicator was aborted by an earlier failure");
+    check_cuda(cudaSetDevice(c_.device), "cudaSetDevice");
+    void* torch_stream = nullptr;
+    check_torch(torch_fn<aoti_get_current_cuda_stream_fn>("aoti_torch_get_current_cuda_stream", true)(c_.device,
+                                                                                                    &torch_stream),
+                "aoti_torch_get_current_cuda_stream");
+    compute_ = static_cast<cudaStream_t>(torch_stream);
+    check_cuda(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
 
   ~NcclTransport() override {
     for (cudaEvent_t e : computed_) cudaEventDestroy(e);
     for (cudaEvent_t e : landed_) cudaEventDestroy(e);
+    if (inputs_ready_ != nullptr) cudaEventDestroy(inputs_ready_);
     if (comm_stream_ != nullptr) cudaStreamDestroy(comm_stream_);
   }
 
@@ -157,19 +237,19 @@ class NcclTransport final : public Transport {
     }
   }
 
-  void start(const Program& program, const RankBuffers& own, const TokenGeometry& geometry) override {
+  void start(const Program& program, const RunDescriptor& descriptor,
+             std::shared_ptr<const RankBuffers> own) override {
     program_ = &program;
-    own_ = own;
-    geometry_ = geometry;
-    seq_len_[0] = seq_len_[1] = std::max<int64_t>(program.recv_capacity, 1);
-    seq_len_[2] = program.kv_tokens;
-    check_cuda(cudaSetDevice(c_.device), "cudaSetDevice");
-    void* torch_stream = nullptr;
-    check_torch(torch_fn<aoti_get_current_cuda_stream_fn>("aoti_torch_get_current_cuda_stream", true)(c_.device,
-                                                                                                    &torch_stream),
-                "aoti_torch_get_current_cuda_stream");
-    compute_ = static_cast<cudaStream_t>(torch_stream);
-    check_cuda(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    own_ = std::move(own);
+    std::vector<RunDescriptor> all = exchange(descriptor);
+    std::vector<const RunDescriptor*> views;
+    for (const RunDescriptor& d : all) views.push_back(&d);
+    try {
+      check_agreement(c_.rank, views, /*all_pairs=*/true, /*same_device=*/false);
+    } catch (const Error&) {
+      agreement_failed_ = true;  // every rank saw the same descriptors and fails the same way
+      throw;
+    }
     size_t steps = program.steps.size();
     computed_.assign(steps, nullptr);
     landed_.assign(steps, nullptr);
@@ -177,24 +257,28 @@ class NcclTransport final : public Transport {
       check_cuda(cudaEventCreateWithFlags(&computed_[s], cudaEventDisableTiming), "cudaEventCreate");
       check_cuda(cudaEventCreateWithFlags(&landed_[s], cudaEventDisableTiming), "cudaEventCreate");
     }
-    deadline_ = Clock::now() + c_.timeout * static_cast<int64_t>(steps + 1);
+    // The staged shard and the receive buffers were made on the compute stream.
+    check_cuda(cudaEventCreateWithFlags(&inputs_ready_, cudaEventDisableTiming), "cudaEventCreate");
+    check_cuda(cudaEventRecord(inputs_ready_, compute_), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(comm_stream_, inputs_ready_, 0), "cudaStreamWaitEvent");
   }
 
   void post(int64_t step) override {
+    check();
     const StepProgram& sp = program_->steps[static_cast<size_t>(step)];
     if (step >= 1) {
       check_cuda(cudaStreamWaitEvent(comm_stream_, computed_[static_cast<size_t>(step - 1)], 0),
                  "cudaStreamWaitEvent");
     }
     if (!sp.sends.empty() || !sp.recvs.empty()) {
-      check_nccl(*c_.api, c_.api->group_start(), "ncclGroupStart");
+      NcclGroupCall group(c_);
       for (const Send& x : sp.sends) {
         each_segment(x.src_buffer, x.src_start, x.count, [&](void* ptr, size_t bytes) {
           check_nccl(*c_.api, c_.api->send(ptr, bytes, TASP_NCCL_UINT8, static_cast<int>(x.peer), c_.comm,
                                            comm_stream_),
                      "ncclSend");
         });
-        bytes_sent_ += 2 * geometry_.batch * x.count * geometry_.token_bytes;
+        bytes_sent_ += 2 * own_->batch * x.count * own_->token_bytes;
       }
       for (const Recv& x : sp.recvs) {
         each_segment(x.dst_buffer, x.dst_start, x.count, [&](void* ptr, size_t bytes) {
@@ -203,8 +287,7 @@ class NcclTransport final : public Transport {
                      "ncclRecv");
         });
       }
-      ncclResult_t r = c_.api->group_end();
-      if (r != TASP_NCCL_SUCCESS && r != TASP_NCCL_IN_PROGRESS) check_nccl(*c_.api, r, "ncclGroupEnd");
+      group.end("posting the transfers of step " + std::to_string(step));
     }
     check_cuda(cudaEventRecord(landed_[static_cast<size_t>(step)], comm_stream_), "cudaEventRecord");
   }
@@ -219,29 +302,49 @@ class NcclTransport final : public Transport {
     check_cuda(cudaEventRecord(computed_[static_cast<size_t>(step)], compute_), "cudaEventRecord");
     step_comm_ms_.push_back(0.0);  // asynchronous on the communication stream: not timed per step
     step_wait_ms_.push_back(0.0);
-    if (Clock::now() > deadline_) fail(TASP_ERR_GROUP, "nccl: rank " + std::to_string(c_.rank) + " ran out of time");
   }
 
   void finish() override {
     check_cuda(cudaStreamWaitEvent(compute_, landed_.back(), 0), "cudaStreamWaitEvent");
     // The buffers are freed when the executor returns: the transfers, and the attention that reads
-    // them, must be done; both waits poll against the deadline and abort the communicator past it.
+    // them, must be done. Each completed step counts as progress.
     auto t0 = Clock::now();
-    wait_stream(c_, comm_stream_, deadline_, "waiting for this rank's transfers");
-    wait_stream(c_, compute_, deadline_, "waiting for this rank's attention");
+    std::vector<cudaEvent_t> order;
+    for (size_t s = 0; s < landed_.size(); ++s) {
+      order.push_back(landed_[s]);
+      order.push_back(computed_[s]);
+    }
+    wait_events(c_, order, "waiting for this rank's transfers and attention");
     wait_ms_ += ms_since(t0);
   }
 
   void check() const override {
-    if (c_.aborted) fail(TASP_ERR_GROUP, "nccl: the communicator was aborted");
+    if (c_.aborted) fail(TASP_ERR_GROUP, who(c_) + ": the communicator was aborted");
+    if (c_.abort_requested.load()) fail(TASP_ERR_GROUP, who(c_) + ": the communicator was closed or aborted");
   }
 
-  void abort(const std::string&, bool) noexcept override {
-    // NCCL peers blocked in a collective with this rank only return when the communicator is
-    // aborted; after that it cannot be used again.
-    if (!c_.aborted && c_.comm != nullptr) {
-      c_.api->comm_abort(c_.comm);
-      c_.aborted = true;
+  void abort(const std::string& why, bool) noexcept override {
+    try {
+      if (!exchange_tried_) {
+        // Failed before the agreement exchange (bad input on this rank): take part in it with the
+        // reason, so every peer fails now, naming this rank, and the communicator stays usable.
+        exchange(describe_error(RunKind::kForward, c_.world, why));
+        return;
+      }
+      if (agreement_failed_) return;  // nothing moved; every rank failed the same check
+    } catch (...) {
+    }
+    // NCCL peers blocked in a transfer with this rank only return when the communicator is aborted;
+    // after that it cannot be used again. The compute stream, which owns the buffers' memory, then
+    // waits for the communication stream, so no later kernel reuses memory a transfer still touches.
+    abort_comm(c_);
+    if (comm_stream_ != nullptr) {
+      cudaEvent_t drained = nullptr;
+      if (cudaEventCreateWithFlags(&drained, cudaEventDisableTiming) == cudaSuccess) {
+        cudaEventRecord(drained, comm_stream_);
+        cudaStreamWaitEvent(compute_, drained, 0);
+        cudaEventDestroy(drained);
+      }
     }
   }
 
@@ -252,41 +355,113 @@ class NcclTransport final : public Transport {
     stats.step_wait_ms = step_wait_ms_;
   }
 
+  // All ranks' descriptors, by rank (ncclAllGather of fixed-size encodings).
+  std::vector<RunDescriptor> exchange(const RunDescriptor& mine) {
+    exchange_tried_ = true;
+    const int64_t words = descriptor_words(c_.world);
+    std::vector<int64_t> host = encode_descriptor(mine, c_.world);
+    std::vector<int64_t> gathered(static_cast<size_t>(words * c_.world));
+    const int32_t f32 = torch().dtype_float32();
+    const int32_t cuda = torch().device_type_cuda();
+    Tensor send = empty({2 * words}, f32, cuda, c_.device);  // 8-byte words as pairs of floats
+    Tensor recv = empty({2 * words * c_.world}, f32, cuda, c_.device);
+    cudaEvent_t allocated = nullptr;  // the buffers were made on the compute stream
+    check_cuda(cudaEventCreateWithFlags(&allocated, cudaEventDisableTiming), "cudaEventCreate");
+    cudaEventRecord(allocated, compute_);
+    cudaStreamWaitEvent(comm_stream_, allocated, 0);
+    cudaEventDestroy(allocated);
+    const size_t bytes = static_cast<size_t>(words) * sizeof(int64_t);
+    check_cuda(cudaMemcpyAsync(data_of(send.get()), host.data(), bytes, cudaMemcpyHostToDevice, comm_stream_),
+               "cudaMemcpyAsync");
+    ncclResult_t r = c_.api->all_gather(data_of(send.get()), data_of(recv.get()), bytes, TASP_NCCL_UINT8, c_.comm,
+                                        comm_stream_);
+    if (r != TASP_NCCL_SUCCESS && r != TASP_NCCL_IN_PROGRESS) check_nccl(*c_.api, r, "ncclAllGather");
+    wait_nccl_ready(c_, "exchanging run descriptors");
+    cudaEvent_t gathered_event = nullptr;
+    check_cuda(cudaEventCreateWithFlags(&gathered_event, cudaEventDisableTiming), "cudaEventCreate");
+    cudaEventRecord(gathered_event, comm_stream_);
+    try {
+      wait_events(c_, {gathered_event}, "waiting for every rank's run descriptor");
+    } catch (...) {
+      cudaEventDestroy(gathered_event);
+      throw;
+    }
+    cudaEventDestroy(gathered_event);
+    // The stream is idle now, so this copy cannot block on a peer.
+    check_cuda(cudaMemcpy(gathered.data(), data_of(recv.get()), bytes * c_.world, cudaMemcpyDeviceToHost), "cudaMemcpy");
+    std::vector<RunDescriptor> all;
+    for (int r2 = 0; r2 < c_.world; ++r2) all.push_back(decode_descriptor(&gathered[static_cast<size_t>(r2 * words)], c_.world));
+    return all;
+  }
+
  private:
   // Calls fn(pointer, bytes) for each batch element's segment of tokens [start, start + count) of
   // the K buffer, then of the V buffer.
   template <typename Fn>
   void each_segment(int64_t buffer, int64_t start, int64_t count, Fn fn) {
     for (int kv = 0; kv < 2; ++kv) {
-      AtenTensorHandle t = kv == 0 ? own_.k[buffer] : own_.v[buffer];
+      AtenTensorHandle t = kv == 0 ? own_->k[buffer].get() : own_->v[buffer].get();
+      TensorInfo ti = info(t);  // (B, S, H, D), dense per batch element
+      const int64_t e = element_size(ti.dtype);
       char* base = static_cast<char*>(data_of(t));
-      for (int64_t b = 0; b < geometry_.batch; ++b) {
-        fn(base + (b * seq_len_[buffer] + start) * geometry_.token_bytes,
-           static_cast<size_t>(count * geometry_.token_bytes));
+      for (int64_t b = 0; b < own_->batch; ++b) {
+        fn(base + (b * ti.strides[0] + start * ti.strides[1]) * e, static_cast<size_t>(count * own_->token_bytes));
       }
     }
   }
 
   NcclComm& c_;
   const Program* program_ = nullptr;
-  RankBuffers own_;
-  TokenGeometry geometry_;
-  int64_t seq_len_[3] = {0, 0, 0};
+  std::shared_ptr<const RankBuffers> own_;
   cudaStream_t compute_ = nullptr;
   cudaStream_t comm_stream_ = nullptr;
+  cudaEvent_t inputs_ready_ = nullptr;
   std::vector<cudaEvent_t> computed_, landed_;
-  Clock::time_point deadline_;
+  bool exchange_tried_ = false;
+  bool agreement_failed_ = false;
   int64_t bytes_sent_ = 0;
   double wait_ms_ = 0;
   std::vector<double> step_comm_ms_, step_wait_ms_;
+};
+
+// Marks the communicator busy for one collective; one caller at a time.
+class Busy {
+ public:
+  explicit Busy(NcclComm& c) : c_(c) {
+    std::lock_guard<std::mutex> lock(c_.mutex);
+    if (c_.aborted) fail(TASP_ERR_GROUP, who(c_) + ": the communicator was aborted by an earlier failure; join a new one");
+    if (c_.busy) {
+      fail(TASP_ERR_STATE, who(c_) + ": the communicator is already running a collective on another thread "
+                                     "(one at a time per communicator)");
+    }
+    c_.busy = true;
+  }
+  ~Busy() {
+    std::lock_guard<std::mutex> lock(c_.mutex);
+    c_.busy = false;
+    if (c_.abort_requested.load() && !c_.aborted && c_.comm != nullptr) {
+      c_.api->comm_abort(c_.comm);
+      c_.aborted = true;
+    }
+  }
+
+ private:
+  NcclComm& c_;
 };
 
 }  // namespace
 
 RankResult nccl_rank_forward(NcclComm& c, const int64_t* program, int64_t program_len, AtenTensorHandle q,
                              AtenTensorHandle k, AtenTensorHandle v, const double* scale) {
+  Busy busy(c);
   NcclTransport transport(c);
   return run_rank(transport, program, program_len, q, k, v, scale);
+}
+
+void nccl_reject(NcclComm& c, const std::string& why) {
+  Busy busy(c);
+  NcclTransport transport(c);
+  transport.abort(why, false);
 }
 
 }  // namespace tasp

@@ -1,9 +1,14 @@
 // NCCL communicators and the executor over them: one rank per GPU, in this process or another,
 // joined by a unique id (the transport itself: transport_nccl.cu, CUDA flavor; the CPU flavor
 // reports that it cannot, transport_nccl_stub.cpp).
+//
+// Communicators are nonblocking (ncclConfig_t.blocking = 0): no call blocks inside NCCL; every wait
+// polls ncclCommGetAsyncError against a progress deadline (the communicator's timeout since the
+// last progress) and aborts the communicator past it. An aborted communicator cannot run again.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "executor.h"
 #include "torch_api.h"
@@ -13,12 +18,20 @@ namespace tasp {
 struct NcclComm;
 
 // Joins rank `rank` of `world` ranks to the communicator named by `unique_id` (128 bytes) on CUDA
-// device `device`. Gives up after timeout_ms.
+// device `device`. Gives up (and aborts the half-made communicator) after timeout_ms.
 NcclComm* nccl_comm_create(const char* nccl_path, int world, int rank, const char* unique_id, int device,
                            int64_t timeout_ms);
+// Frees the communicator: finalizes it (bounded by its timeout; aborts it past that, so a dead peer
+// never blocks this). The caller guarantees no forward uses it any more (NcclCommunicator counts).
 void nccl_comm_destroy(NcclComm* comm);
+// Safe from any thread: a forward in flight aborts the communicator at its next poll (within
+// milliseconds) and fails; with none in flight the communicator is aborted now.
+void nccl_comm_abort(NcclComm* comm);
 
 RankResult nccl_rank_forward(NcclComm& comm, const int64_t* program, int64_t program_len, AtenTensorHandle q,
                              AtenTensorHandle k, AtenTensorHandle v, const double* scale);
+// This rank cannot run the collective the others are starting (bad input found before the native
+// call): takes part in the agreement exchange with `why`, so every rank fails at once, naming it.
+void nccl_reject(NcclComm& comm, const std::string& why);
 
 }  // namespace tasp

@@ -6,15 +6,23 @@ namespace tasp {
 
 struct NcclComm {};
 
-NcclComm* nccl_comm_create(const char*, int, int, const char*, int, int64_t) {
+namespace {
+[[noreturn]] void no_cuda() {
   fail(TASP_ERR_STATE, "the NCCL transport needs the cuda flavor of the tasp native library and GPU tensors");
 }
+}  // namespace
+
+NcclComm* nccl_comm_create(const char*, int, int, const char*, int, int64_t) { no_cuda(); }
 
 void nccl_comm_destroy(NcclComm* comm) { delete comm; }
 
+void nccl_comm_abort(NcclComm*) {}
+
 RankResult nccl_rank_forward(NcclComm&, const int64_t*, int64_t, AtenTensorHandle, AtenTensorHandle,
                              AtenTensorHandle, const double*) {
-  fail(TASP_ERR_STATE, "the NCCL transport needs the cuda flavor of the tasp native library and GPU tensors");
+  no_cuda();
 }
+
+void nccl_reject(NcclComm&, const std::string&) { no_cuda(); }
 
 }  // namespace tasp

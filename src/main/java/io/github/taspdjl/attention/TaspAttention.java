@@ -49,9 +49,18 @@ public final class TaspAttention {
      */
     public static RankResult forward(RankGroup group, int rank, NDArray q, NDArray k, NDArray v,
             boolean causal, Float scale, long seqLen, PackedSequence documents) {
-        check(group, rank, q, k, v, causal, scale, seqLen);
-        if (documents != null) {
-            documents.requireLength(seqLen);
+        try {
+            check(group, rank, q, k, v, causal, scale, seqLen);
+            if (documents != null) {
+                documents.requireLength(seqLen);
+            }
+        } catch (RuntimeException e) {
+            try {
+                group.rejectRank(rank, e.getMessage()); // the peers fail now instead of waiting for this rank
+            } catch (RuntimeException notDelivered) {
+                e.addSuppressed(notDelivered);
+            }
+            throw e;
         }
         NativeGroup.RankOutput r = group.forwardRank(rank, q, k, v, causal, scale, seqLen, documents);
         return new RankResult(r.output(), r.lse(), r.stats());

@@ -3,17 +3,49 @@ package io.github.taspdjl.jni;
 import ai.djl.ndarray.NDArray;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
+import java.lang.ref.Cleaner;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The native side of an in-process sequence-parallel group: rendezvous state, receive buffers
  * published between rank threads, emulated link rates and the group-wide failure. Every wait on a
  * peer gives up after the timeout and fails all ranks. A failed group stays failed.
+ *
+ * <p>Closing waits for ranks still inside the native group (after failing them, so they return at
+ * once); a group that becomes unreachable without being closed is freed by a {@link Cleaner}.
  */
 public final class NativeGroup implements AutoCloseable {
 
+    private static final Logger logger = LoggerFactory.getLogger(NativeGroup.class);
+    static final Cleaner CLEANER = Cleaner.create(r -> {
+        Thread t = new Thread(r, "tasp-native-cleaner");
+        t.setDaemon(true);
+        return t;
+    });
+
     private final int worldSize;
-    private long handle;
-    private int inFlight;
+    private final State state;
+    private final Cleaner.Cleanable cleanable;
+
+    /** The native handle and its callers, apart from the group object so the cleaner can free it. */
+    private static final class State implements Runnable {
+        private long handle;
+        private int inFlight;
+        private boolean closed;
+
+        @Override
+        public synchronized void run() {
+            if (handle == 0) {
+                return;
+            }
+            if (!closed) {
+                logger.warn("a sequence-parallel group was never closed; freeing its native state");
+            }
+            TaspLibrary.groupDestroy(handle);
+            handle = 0;
+        }
+    }
 
     /** Creates a group of {@code worldSize} ranks of this process. */
     public NativeGroup(int worldSize, long timeoutMs) {
@@ -25,7 +57,9 @@ public final class NativeGroup implements AutoCloseable {
         }
         NativeLoader.load();
         this.worldSize = worldSize;
-        this.handle = TaspLibrary.groupCreate(worldSize, timeoutMs);
+        this.state = new State();
+        state.handle = TaspLibrary.groupCreate(worldSize, timeoutMs);
+        this.cleanable = CLEANER.register(this, state);
     }
 
     /** What one rank's run produced: output (input dtype), fp32 LSE, and timings. */
@@ -53,10 +87,10 @@ public final class NativeGroup implements AutoCloseable {
             return new RankStats(s[0], s[1], s[2], s[3], (long) s[4], (long) s[5], c, m, w);
         }
 
-        /** A stats array for a program of {@code program[4]} steps. */
+        /** A stats array for a program of {@code program[4]} steps (its size is defined in tasp.h). */
         static double[] buffer(long[] program) {
             long steps = program.length > 4 ? Math.max(0, Math.min(program[4], program.length)) : 0;
-            return new double[6 + 3 * (int) steps];
+            return new double[TaspLibrary.statsLength(steps)];
         }
     }
 
@@ -66,17 +100,35 @@ public final class NativeGroup implements AutoCloseable {
 
     /** Emulated fabric: transfers from src to dst take at least bytes / rate. 0 removes the limit. */
     public void setLinkRate(int src, int dst, double bytesPerSecond) {
-        TaspLibrary.groupSetLinkRate(handle(), src, dst, bytesPerSecond);
+        withHandle(h -> TaspLibrary.groupSetLinkRate(h, src, dst, bytesPerSecond));
     }
 
     /** Test hook: a silent rank posts no sends, as a hung or broken peer would. */
     public void setSilent(int rank, boolean silent) {
-        TaspLibrary.groupSetSilent(handle(), rank, silent);
+        withHandle(h -> TaspLibrary.groupSetSilent(h, rank, silent));
+    }
+
+    /** Test hook: {@code rank} fails at the start of step {@code step} of its runs (-1: never). */
+    public void setFault(int rank, long step) {
+        withHandle(h -> TaspLibrary.groupSetFault(h, rank, step));
     }
 
     /** Fails the group: every rank waiting on a peer wakes and throws with this message. */
     public void fail(String message) {
-        TaspLibrary.groupFail(handle(), message);
+        withHandle(h -> TaspLibrary.groupFail(h, message));
+    }
+
+    /** The group's first failure, or null while it has not failed (or once it is closed). */
+    public String failure() {
+        synchronized (state) {
+            return state.handle == 0 ? null : TaspLibrary.groupFailure(state.handle);
+        }
+    }
+
+    /** Groups and NCCL communicators created and not yet freed in this process: {groups, comms}. */
+    public static long[] liveNativeObjects() {
+        NativeLoader.load();
+        return TaspLibrary.liveObjects();
     }
 
     /**
@@ -106,42 +158,57 @@ public final class NativeGroup implements AutoCloseable {
         return ((PtNDArray) a).getHandle();
     }
 
-    private synchronized long handle() {
-        if (handle == 0) {
-            throw new IllegalStateException("the group is closed");
+    /** Runs a short native call on the live handle; close() cannot free it meanwhile. */
+    private void withHandle(java.util.function.LongConsumer call) {
+        synchronized (state) {
+            call.accept(handle());
         }
-        return handle;
     }
 
-    private synchronized long enter() {
-        long h = handle();
-        inFlight++;
-        return h;
+    private long handle() {
+        synchronized (state) {
+            if (state.handle == 0) {
+                throw new IllegalStateException("the sequence-parallel group is closed");
+            }
+            return state.handle;
+        }
     }
 
-    private synchronized void exit() {
-        inFlight--;
-        notifyAll();
+    private long enter() {
+        synchronized (state) {
+            long h = handle();
+            state.inFlight++;
+            return h;
+        }
+    }
+
+    private void exit() {
+        synchronized (state) {
+            state.inFlight--;
+            state.notifyAll();
+        }
     }
 
     /** Destroys the native group; ranks still running are failed first and waited for. */
     @Override
-    public synchronized void close() {
-        if (handle == 0) {
-            return;
-        }
-        if (inFlight > 0) {
-            TaspLibrary.groupFail(handle, "the group was closed while ranks were running");
-            while (inFlight > 0) {
-                try {
-                    wait();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    return; // leave the native group alive rather than free it under running ranks
+    public void close() {
+        synchronized (state) {
+            if (state.handle == 0) {
+                return;
+            }
+            if (state.inFlight > 0) {
+                TaspLibrary.groupFail(state.handle, "the group was closed while ranks were running");
+                while (state.inFlight > 0) {
+                    try {
+                        state.wait();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        return; // leave the native group alive rather than free it under running ranks
+                    }
                 }
             }
+            state.closed = true;
         }
-        TaspLibrary.groupDestroy(handle);
-        handle = 0;
+        cleanable.clean();
     }
 }

@@ -3,22 +3,47 @@ package io.github.taspdjl.jni;
 import ai.djl.ndarray.NDArray;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
+import java.lang.ref.Cleaner;
 
 /**
  * One rank's NCCL communicator, for GPU ranks in this or other processes. NCCL is loaded only when
  * this class is used: {@code tasp.nccl.library} / {@code TASP_NCCL_LIBRARY} names the library
  * (default {@code libnccl.so.2}), and its absence is an error here and nowhere else.
+ *
+ * <p>The communicator is nonblocking: every wait polls NCCL against the timeout given at {@link
+ * #join} (counted from the last progress) and aborts the communicator past it; an aborted
+ * communicator fails every later call at once. One forward runs at a time; {@link #close()} during a
+ * forward aborts it (the forward fails within milliseconds) and frees the communicator after it
+ * returned. A communicator that becomes unreachable without being closed is freed by a {@link
+ * Cleaner}.
  */
 public final class NcclCommunicator implements AutoCloseable {
 
     private final int worldSize;
     private final int rank;
-    private long handle;
+    private final State state;
+    private final Cleaner.Cleanable cleanable;
+
+    /** The native handle and its callers, apart from the communicator so the cleaner can free it. */
+    private static final class State implements Runnable {
+        private long handle;
+        private int inFlight;
+
+        @Override
+        public synchronized void run() {
+            if (handle != 0) {
+                TaspLibrary.ncclCommDestroy(handle);
+                handle = 0;
+            }
+        }
+    }
 
     private NcclCommunicator(int worldSize, int rank, long handle) {
         this.worldSize = worldSize;
         this.rank = rank;
-        this.handle = handle;
+        this.state = new State();
+        state.handle = handle;
+        this.cleanable = NativeGroup.CLEANER.register(this, state);
     }
 
     /** The NCCL version number (e.g. 22809 for 2.28.9). Throws when NCCL cannot be loaded. */
@@ -63,11 +88,30 @@ public final class NcclCommunicator implements AutoCloseable {
     /** Runs this rank's lowered plan over NCCL; every rank must call it. */
     public NativeGroup.RankOutput rankForward(long[] program, NDArray q, NDArray k, NDArray v, Float scale) {
         double[] stats = NativeGroup.RankStats.buffer(program);
-        long[] r = TaspLibrary.ncclRankForward(handle(), program, ptHandle(q), ptHandle(k), ptHandle(v),
-                scale != null, scale == null ? 0 : scale, stats);
+        long h = enter();
+        long[] r;
+        try {
+            r = TaspLibrary.ncclRankForward(h, program, ptHandle(q), ptHandle(k), ptHandle(v),
+                    scale != null, scale == null ? 0 : scale, stats);
+        } finally {
+            exit();
+        }
         PtNDManager manager = (PtNDManager) q.getManager();
         return new NativeGroup.RankOutput(new PtNDArray(manager, r[0]), new PtNDArray(manager, r[1]),
                 NativeGroup.RankStats.of(stats));
+    }
+
+    /**
+     * This rank will not run the forward its peers are starting (its input was rejected before the
+     * native call): tells them through the agreement exchange, so every rank fails at once.
+     */
+    public void reject(String why) {
+        long h = enter();
+        try {
+            TaspLibrary.ncclReject(h, why);
+        } finally {
+            exit();
+        }
     }
 
     private static long ptHandle(NDArray a) {
@@ -81,18 +125,45 @@ public final class NcclCommunicator implements AutoCloseable {
         return NativeLoader.setting("tasp.nccl.library", "TASP_NCCL_LIBRARY", null);
     }
 
-    private synchronized long handle() {
-        if (handle == 0) {
-            throw new IllegalStateException("the NCCL communicator is closed");
+    private long enter() {
+        synchronized (state) {
+            if (state.handle == 0) {
+                throw new IllegalStateException("the NCCL communicator is closed");
+            }
+            state.inFlight++;
+            return state.handle;
         }
-        return handle;
     }
 
-    @Override
-    public synchronized void close() {
-        if (handle != 0) {
-            TaspLibrary.ncclCommDestroy(handle);
-            handle = 0;
+    private void exit() {
+        synchronized (state) {
+            state.inFlight--;
+            state.notifyAll();
         }
+    }
+
+    /**
+     * Frees the communicator. A forward still running on it is aborted first (it fails at its next
+     * poll) and waited for; freeing is bounded by the timeout even when a peer died.
+     */
+    @Override
+    public void close() {
+        synchronized (state) {
+            if (state.handle == 0) {
+                return;
+            }
+            if (state.inFlight > 0) {
+                TaspLibrary.ncclCommAbort(state.handle);
+                while (state.inFlight > 0) {
+                    try {
+                        state.wait();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        return; // never free a communicator a forward still uses
+                    }
+                }
+            }
+        }
+        cleanable.clean();
     }
 }

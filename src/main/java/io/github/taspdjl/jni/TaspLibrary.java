@@ -38,11 +38,23 @@ final class TaspLibrary {
 
     static native void groupSetSilent(long group, int rank, boolean silent);
 
+    /** Test hook: {@code rank} fails at the start of step {@code step} of its runs (-1: never). */
+    static native void groupSetFault(long group, int rank, long step);
+
     static native void groupFail(long group, String message);
+
+    /** The group's first failure, or null while it has not failed. */
+    static native String groupFailure(long group);
+
+    /** {groups, NCCL communicators} created and not yet destroyed in this process. */
+    static native long[] liveObjects();
+
+    /** Length of the stats array of a run of {@code steps} steps (TASP_STATS_LENGTH in tasp.h). */
+    static native int statsLength(long steps);
 
     static native void groupDestroy(long group);
 
-    /** Runs one rank's program; returns {out, lse}; fills stats with 5 numbers. */
+    /** Runs one rank's program; returns {out, lse}; fills stats (see {@link #statsLength}). */
     static native long[] rankForward(
             long group, int rank, long[] program, long q, long k, long v, boolean hasScale, double scale,
             double[] stats);
@@ -56,6 +68,12 @@ final class TaspLibrary {
     static native long ncclCommCreate(String path, int world, int rank, byte[] uniqueId, int device, long timeoutMs);
 
     static native void ncclCommDestroy(long comm);
+
+    /** Aborts the communicator, or asks the forward running on it to (from any thread). */
+    static native void ncclCommAbort(long comm);
+
+    /** Takes part in the peers' agreement exchange with a reason this rank cannot run. */
+    static native void ncclReject(long comm, String why);
 
     /** As {@link #rankForward}, over NCCL. */
     static native long[] ncclRankForward(

@@ -61,14 +61,30 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
     public NativeGroup.RankOutput forwardRank(
             int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen,
             PackedSequence documents) {
-        if (rank != comm.rank()) {
-            throw new IllegalArgumentException("this NCCL group is rank " + comm.rank() + ", not rank " + rank);
+        long[] program;
+        try {
+            if (rank != comm.rank()) {
+                throw new IllegalArgumentException("this NCCL group is rank " + comm.rank() + ", not rank " + rank);
+            }
+            program = documents != null
+                    ? RankProgram.lowerAll(plan(causal), seqLen, documents)[comm.rank()] // per packing: not cached
+                    : programs.computeIfAbsent(causal + "/" + seqLen,
+                            key -> RankProgram.lowerAll(plan(causal), seqLen)[comm.rank()]);
+        } catch (RuntimeException e) {
+            try {
+                rejectRank(rank, String.valueOf(e.getMessage()));
+            } catch (RuntimeException notDelivered) {
+                e.addSuppressed(notDelivered);
+            }
+            throw e;
         }
-        long[] program = documents != null
-                ? RankProgram.lowerAll(plan(causal), seqLen, documents)[comm.rank()] // per packing: not cached
-                : programs.computeIfAbsent(causal + "/" + seqLen,
-                        key -> RankProgram.lowerAll(plan(causal), seqLen)[comm.rank()]);
         return comm.rankForward(program, q, k, v, scale);
+    }
+
+    /** Takes part in the peers' agreement exchange with the reason, so every rank fails at once. */
+    @Override
+    public void rejectRank(int rank, String why) {
+        comm.reject("rank " + comm.rank() + ": " + why);
     }
 
     @Override

@@ -31,4 +31,11 @@ public interface RankGroup {
      */
     NativeGroup.RankOutput forwardRank(int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale,
             long seqLen, PackedSequence documents);
+
+    /**
+     * Rank {@code rank} will not take part in the collective its peers are starting (its input was
+     * rejected before {@link #forwardRank}): tells the peers, so that every rank fails at once
+     * instead of waiting for it until the timeout.
+     */
+    void rejectRank(int rank, String why);
 }

@@ -10,16 +10,22 @@ import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.topology.Link;
 import io.github.taspdjl.topology.Topology;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,8 +34,24 @@ import org.slf4j.LoggerFactory;
  * rank, and the in-process transport (the native group). Plans are made per mask and lowered per
  * sequence length, once each, and checked by {@link PlanValidator} before they run.
  *
- * <p>Every rank's run waits on its peers at most {@code timeout}; past it the whole group fails and
- * every rank throws. A failed group cannot run again: close it and build a new one.
+ * <p>What a group promises (docs/ARCHITECTURE.md, "What a group promises"):
+ * <ul>
+ *   <li>Thread safety: a group may be shared between threads. {@link #forwardAll}, {@link #runRanks}
+ *       and {@code TaspAttention.forward(group, q, k, v, ...)} run one at a time (a second caller
+ *       waits for the first); calling them from inside one of the group's own rank threads throws
+ *       at once. The per-rank API ({@link #forwardRank}) must be called by exactly one thread per
+ *       rank per collective; a rank entered twice at once fails the group at once.
+ *   <li>Agreement: before any byte moves, the ranks of a run compare shapes, dtypes, device, mask,
+ *       scale and the transfers of their programs; any difference fails every rank at once with an
+ *       {@link IllegalArgumentException} naming the rank and what differs.
+ *   <li>Timeouts: every wait on a peer gives up after {@code timeout} (builder, default 60 s) and
+ *       fails every rank. {@link #runRanks} returns at most about one timeout after a rank stops
+ *       making progress, even when that rank's own code hangs (its thread is interrupted).
+ *   <li>After a failure the group is failed for good: every later call throws an {@link
+ *       IllegalStateException} at once that says so and quotes the first failure; close it and
+ *       build a new one. After {@link #close()} every call throws an {@link IllegalStateException}
+ *       saying the group is closed.
+ * </ul>
  */
 public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
 
@@ -47,6 +69,11 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     private final java.util.concurrent.atomic.AtomicReference<PackedPrograms> lastPacked =
             new java.util.concurrent.atomic.AtomicReference<>();
     private final NativeGroup.RankStats[] lastStats;
+    /** Serializes the collective entry points (forwardAll, runRanks). */
+    private final ReentrantLock collective = new ReentrantLock(true);
+    private final Set<Thread> ownThreads = ConcurrentHashMap.newKeySet();
+    private volatile boolean closed;
+    private volatile String failure;
 
     private SequenceParallelGroup(Builder b) {
         this.topology = b.topology != null ? b.topology : Topology.virtualCpu(b.worldSize);
@@ -63,11 +90,21 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
                 nativeGroup.setLinkRate(l.from(), l.to(), l.gbps() * 1e9 * b.fabricScale);
             }
         }
+        for (double[] link : b.links) {
+            nativeGroup.setLinkRate((int) link[0], (int) link[1], link[2] * 1e9);
+        }
         this.lastStats = new NativeGroup.RankStats[n];
         int id = GROUPS.incrementAndGet();
         AtomicInteger next = new AtomicInteger();
         this.rankThreads = Executors.newFixedThreadPool(n, r -> {
-            Thread t = new Thread(r, "tasp-group" + id + "-rank" + next.getAndIncrement());
+            Thread t = new Thread(() -> {
+                ownThreads.add(Thread.currentThread());
+                try {
+                    r.run();
+                } finally {
+                    ownThreads.remove(Thread.currentThread());
+                }
+            }, "tasp-group" + id + "-rank" + next.getAndIncrement());
             t.setDaemon(true);
             return t;
         });
@@ -128,27 +165,80 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         nativeGroup.setSilent(rank, true);
     }
 
+    /** Test hook: makes a rank fail at the start of step {@code step} of its runs (-1: never). */
+    public void injectFault(int rank, long step) {
+        nativeGroup.setFault(rank, step);
+    }
+
+    /** The first failure of this group, or null while it has not failed. */
+    public String failure() {
+        String f = failure;
+        if (f == null && !closed) {
+            f = nativeGroup.failure();
+        }
+        return f;
+    }
+
+    /** Throws when the group cannot run: closed, or failed earlier. */
+    private void ensureUsable() {
+        if (closed) {
+            throw new IllegalStateException("this sequence-parallel group is closed");
+        }
+        String f = failure();
+        if (f != null) {
+            throw new IllegalStateException("this sequence-parallel group failed earlier and cannot run again; close "
+                    + "it and build a new one (its first failure: " + f + ")");
+        }
+    }
+
+    private void recordFailure(Throwable t) {
+        if (failure == null) {
+            failure = String.valueOf(t.getMessage() != null ? t.getMessage() : t);
+        }
+    }
+
     /**
      * Runs rank {@code rank}'s part of a forward. Every rank must call this, each from its own thread,
-     * with its shard (see {@link Sharding}); it returns when the whole group has finished.
+     * with its shard (see {@link Sharding}); it returns when the whole group has finished. Any failure,
+     * on this rank or a peer, fails the group and every rank throws.
      */
     @Override
     public NativeGroup.RankOutput forwardRank(int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale,
             long seqLen, PackedSequence documents) {
-        NativeGroup.RankOutput out =
-                nativeGroup.rankForward(rank, programs(causal, seqLen, documents)[rank], q, k, v, scale);
-        lastStats[rank] = out.stats();
-        return out;
+        ensureUsable();
+        try {
+            NativeGroup.RankOutput out =
+                    nativeGroup.rankForward(rank, programs(causal, seqLen, documents)[rank], q, k, v, scale);
+            lastStats[rank] = out.stats();
+            return out;
+        } catch (RuntimeException | Error e) {
+            rejectRank(rank, String.valueOf(e.getMessage()));
+            throw e;
+        }
+    }
+
+    /** Fails the group, so that no peer waits for a rank that will not run. */
+    @Override
+    public void rejectRank(int rank, String why) {
+        if (closed) {
+            return;
+        }
+        try {
+            nativeGroup.fail("rank " + rank + ": " + why);
+        } catch (IllegalStateException closedMeanwhile) {
+            // nothing is waiting on a closed group
+        }
     }
 
     /** Each rank's stats of its most recent forward (null for a rank that has not run), by rank. */
     public List<NativeGroup.RankStats> lastStats() {
-        return java.util.Arrays.asList(lastStats.clone());
+        return Arrays.asList(lastStats.clone());
     }
 
     /**
      * Runs every rank on the group's own threads and returns their outputs by rank. If any rank
-     * fails, every rank fails within the timeout and this throws the first failure.
+     * fails, every rank fails (within the timeout) and this throws the first failure. Calls from
+     * several threads run one at a time.
      */
     public List<NativeGroup.RankOutput> forwardAll(
             List<NDArray> qs, List<NDArray> ks, List<NDArray> vs, boolean causal, Float scale, long seqLen) {
@@ -163,23 +253,15 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
             throw new IllegalArgumentException("need one q, k and v per rank (" + n + "), got " + qs.size() + ", "
                     + ks.size() + ", " + vs.size());
         }
-        long[][] progs = programs(causal, seqLen, documents);
-        List<Future<NativeGroup.RankOutput>> futures = new ArrayList<>();
-        for (int r = 0; r < n; r++) {
-            final int rank = r;
-            futures.add(rankThreads.submit(() -> {
-                try {
-                    NativeGroup.RankOutput o =
-                            nativeGroup.rankForward(rank, progs[rank], qs.get(rank), ks.get(rank), vs.get(rank), scale);
-                    lastStats[rank] = o.stats();
-                    return o;
-                } catch (IllegalArgumentException e) {
-                    nativeGroup.fail("rank " + rank + ": " + e.getMessage()); // the others stop waiting for it
-                    throw e;
-                }
-            }));
-        }
-        return collect(futures);
+        return collective(() -> {
+            long[][] progs = programs(causal, seqLen, documents);
+            return rank -> {
+                NativeGroup.RankOutput o =
+                        nativeGroup.rankForward(rank, progs[rank], qs.get(rank), ks.get(rank), vs.get(rank), scale);
+                lastStats[rank] = o.stats();
+                return o;
+            };
+        });
     }
 
     /** Work for one rank, run inside its {@link RankContext}. */
@@ -191,7 +273,10 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     /**
      * Runs {@code work} on every rank's thread, each inside a {@link RankContext} for a sequence of
      * {@code seqLen} tokens sharded for the {@code causal} plan's layout, and returns the results by
-     * rank. Any rank's failure fails the group; the first failure is thrown.
+     * rank. Any rank's failure fails the group; the first failure is thrown. Returns at most about
+     * one timeout after the ranks stop making progress: once a rank failed, the others get a short
+     * grace; once one finished, the others get one timeout; a rank still running then is interrupted
+     * and reported. Calls from several threads run one at a time.
      */
     public <T> List<T> runRanks(long seqLen, boolean causal, RankWork<T> work) {
         return runRanks(seqLen, causal, null, work);
@@ -206,65 +291,161 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         if (documents != null) {
             documents.requireLength(seqLen);
         }
-        int n = worldSize();
-        List<Future<T>> futures = new ArrayList<>();
-        for (int r = 0; r < n; r++) {
-            final int rank = r;
-            futures.add(rankThreads.submit(() -> {
-                try {
-                    return RankContext.run(this, rank, seqLen, causal,
-                            () -> PackedSequence.run(documents, () -> work.run(rank)));
-                } catch (RuntimeException e) {
-                    nativeGroup.fail("rank " + rank + ": " + e);
-                    throw e;
-                }
-            }));
+        return collective(() -> rank -> RankContext.run(this, rank, seqLen, causal,
+                () -> PackedSequence.run(documents, () -> work.run(rank))));
+    }
+
+    /** Runs one collective: every rank's work on its thread, one collective at a time. */
+    private <T> List<T> collective(Callable<RankWork<T>> prepare) {
+        if (ownThreads.contains(Thread.currentThread())) {
+            throw new IllegalStateException("a collective of this group was started from one of its own rank "
+                    + "threads; inside runRanks use the per-rank API (TaspAttention.forward(group, rank, ...))");
         }
-        return collect(futures);
+        ensureUsable();
+        try {
+            collective.lockInterruptibly();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for another collective of this group", e);
+        }
+        try {
+            ensureUsable();
+            RankWork<T> work;
+            try {
+                work = prepare.call();
+            } catch (RuntimeException e) {
+                throw e;
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+            int n = worldSize();
+            List<Future<T>> futures = new ArrayList<>();
+            try {
+                for (int r = 0; r < n; r++) {
+                    final int rank = r;
+                    futures.add(rankThreads.submit(() -> {
+                        try {
+                            return work.run(rank);
+                        } catch (Exception | Error e) {
+                            rejectRank(rank, String.valueOf(e.getMessage() != null ? e.getMessage() : e));
+                            throw e;
+                        }
+                    }));
+                }
+            } catch (RejectedExecutionException e) {
+                futures.forEach(f -> f.cancel(true));
+                throw new IllegalStateException("this sequence-parallel group is closed");
+            }
+            return collect(futures);
+        } finally {
+            collective.unlock();
+        }
     }
 
     private <T> List<T> collect(List<Future<T>> futures) {
         int n = futures.size();
-        List<T> out = new ArrayList<>();
+        List<T> out = new ArrayList<>(java.util.Collections.nCopies(n, (T) null));
+        boolean[] collected = new boolean[n];
+        int remaining = n;
         RuntimeException first = null;
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs * (n + 2L) + 10_000);
-        for (int r = 0; r < n; r++) {
+        List<Throwable> others = new ArrayList<>();
+        long graceNs = TimeUnit.MILLISECONDS.toNanos(Math.min(timeoutMs, 1000));
+        long deadline = Long.MAX_VALUE;
+        while (remaining > 0) {
+            for (int r = 0; r < n; r++) {
+                Future<T> f = futures.get(r);
+                if (collected[r] || !f.isDone()) {
+                    continue;
+                }
+                collected[r] = true;
+                remaining--;
+                try {
+                    out.set(r, f.get());
+                    deadline = Math.min(deadline, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs));
+                } catch (ExecutionException | CancellationException e) {
+                    Throwable c = e instanceof ExecutionException ? e.getCause() : e;
+                    RuntimeException re = c instanceof RuntimeException
+                            ? (RuntimeException) c : new TaspNativeException("rank " + r + " failed", c);
+                    if (first == null) {
+                        first = re;
+                    } else {
+                        others.add(re);
+                    }
+                    deadline = Math.min(deadline, System.nanoTime() + graceNs);
+                } catch (InterruptedException e) {
+                    throw interrupted(futures, e);
+                }
+            }
+            if (remaining == 0) {
+                break;
+            }
+            if (System.nanoTime() - deadline > 0) {
+                // Ranks that did not return: interrupt them and report them; the group is failed.
+                for (int r = 0; r < n; r++) {
+                    if (collected[r]) {
+                        continue;
+                    }
+                    futures.get(r).cancel(true);
+                    String why = "rank " + r + " did not return within " + (first != null
+                            ? TimeUnit.NANOSECONDS.toMillis(graceNs) + " ms after rank failures"
+                            : timeoutMs + " ms after another rank finished") + "; its thread was interrupted";
+                    TaspNativeException e = new TaspNativeException(TaspNativeException.GROUP, why);
+                    rejectRank(r, why);
+                    if (first == null) {
+                        first = e;
+                    } else {
+                        others.add(e);
+                    }
+                }
+                break;
+            }
+            Future<T> waitOn = null;
+            for (int r = 0; r < n && waitOn == null; r++) {
+                if (!collected[r]) {
+                    waitOn = futures.get(r);
+                }
+            }
             try {
-                out.add(futures.get(r).get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS));
-            } catch (ExecutionException e) {
-                Throwable c = e.getCause();
-                RuntimeException re = c instanceof RuntimeException
-                        ? (RuntimeException) c : new TaspNativeException("rank " + r + " failed", c);
-                if (first == null) {
-                    first = re;
-                } else {
-                    first.addSuppressed(re);
-                }
-            } catch (TimeoutException e) {
-                nativeGroup.fail("rank " + r + " did not return in time");
-                if (first == null) {
-                    first = new TaspNativeException(TaspNativeException.GROUP, "rank " + r + " did not return in time");
-                }
+                long slice = Math.min(TimeUnit.MILLISECONDS.toNanos(20), Math.max(1, deadline - System.nanoTime()));
+                waitOn.get(slice, TimeUnit.NANOSECONDS);
+            } catch (TimeoutException | ExecutionException | CancellationException e) {
+                // collected in the next pass
             } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                nativeGroup.fail("interrupted");
-                throw new IllegalStateException("interrupted while waiting for the ranks", e);
+                throw interrupted(futures, e);
             }
         }
         if (first != null) {
+            others.forEach(first::addSuppressed);
+            recordFailure(first);
             throw first;
         }
         return out;
     }
 
-    /** Stops the rank threads and frees the native group (running ranks are failed first). */
+    private IllegalStateException interrupted(List<? extends Future<?>> futures, InterruptedException e) {
+        Thread.currentThread().interrupt();
+        rejectRank(-1, "the caller was interrupted");
+        futures.forEach(f -> f.cancel(true));
+        IllegalStateException ex = new IllegalStateException("interrupted while waiting for the ranks", e);
+        recordFailure(ex);
+        return ex;
+    }
+
+    /**
+     * Fails ranks still running (they return at once), stops the rank threads and frees the native
+     * group. Every later call throws an {@link IllegalStateException} saying the group is closed.
+     */
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         nativeGroup.close();
         rankThreads.shutdownNow();
         try {
-            if (!rankThreads.awaitTermination(timeoutMs + 5000, TimeUnit.MILLISECONDS)) {
-                logger.warn("rank threads of a closed group are still running");
+            if (!rankThreads.awaitTermination(Math.min(timeoutMs, 2000), TimeUnit.MILLISECONDS)) {
+                logger.warn("rank threads of a closed group are still running (user code that ignores interrupts)");
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -280,6 +461,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         private boolean emulateFabric;
         private double fabricScale = 1.0;
         private double uniformGbps;
+        private final List<double[]> links = new ArrayList<>();
 
         public Builder worldSize(int n) {
             if (n < 1 || n > Topology.MAX_VIRTUAL_RANKS) {
@@ -328,6 +510,22 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
                 throw new IllegalArgumentException("link rate must be positive, got " + gbps);
             }
             this.uniformGbps = gbps;
+            return this;
+        }
+
+        /**
+         * Limits the link from rank {@code from} to rank {@code to} of the in-process transport to
+         * {@code gbps} GB/s (after {@link #emulateFabric} or {@link #emulateLinks}, which it overrides
+         * for that link). Each transfer arrives when its own link's time has passed.
+         */
+        public Builder emulateLink(int from, int to, double gbps) {
+            if (from < 0 || to < 0 || from == to) {
+                throw new IllegalArgumentException("a link joins two different ranks, got " + from + " -> " + to);
+            }
+            if (!(gbps > 0)) {
+                throw new IllegalArgumentException("link rate must be positive, got " + gbps);
+            }
+            links.add(new double[] {from, to, gbps});
             return this;
         }
 
