@@ -19,9 +19,10 @@ import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -57,6 +58,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
 
     private static final Logger logger = LoggerFactory.getLogger(SequenceParallelGroup.class);
     private static final AtomicInteger GROUPS = new AtomicInteger();
+    private static final long IDLE_THREAD_SECONDS = 30;
 
     private final Topology topology;
     private final Strategy strategy;
@@ -71,7 +73,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     private final NativeGroup.RankStats[] lastStats;
     /** Serializes the collective entry points (forwardAll, runRanks). */
     private final ReentrantLock collective = new ReentrantLock(true);
-    private final Set<Thread> ownThreads = ConcurrentHashMap.newKeySet();
+    private final Set<Thread> ownThreads;
     private volatile boolean closed;
     private volatile String failure;
 
@@ -96,18 +98,25 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         this.lastStats = new NativeGroup.RankStats[n];
         int id = GROUPS.incrementAndGet();
         AtomicInteger next = new AtomicInteger();
-        this.rankThreads = Executors.newFixedThreadPool(n, r -> {
-            Thread t = new Thread(() -> {
-                ownThreads.add(Thread.currentThread());
-                try {
-                    r.run();
-                } finally {
-                    ownThreads.remove(Thread.currentThread());
-                }
-            }, "tasp-group" + id + "-rank" + next.getAndIncrement());
-            t.setDaemon(true);
-            return t;
-        });
+        // The factory must not capture this group: idle rank threads end after a while, so a group
+        // that was never closed becomes unreachable and its native state is freed (NativeGroup's Cleaner).
+        Set<Thread> own = ConcurrentHashMap.newKeySet();
+        this.ownThreads = own;
+        ThreadPoolExecutor pool = new ThreadPoolExecutor(n, n, IDLE_THREAD_SECONDS, TimeUnit.SECONDS,
+                new LinkedBlockingQueue<>(), r -> {
+                    Thread t = new Thread(() -> {
+                        own.add(Thread.currentThread());
+                        try {
+                            r.run();
+                        } finally {
+                            own.remove(Thread.currentThread());
+                        }
+                    }, "tasp-group" + id + "-rank" + next.getAndIncrement());
+                    t.setDaemon(true);
+                    return t;
+                });
+        pool.allowCoreThreadTimeOut(true);
+        this.rankThreads = pool;
     }
 
     public static Builder builder() {
