@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
 import java.lang.ref.Cleaner;
+import java.lang.ref.Reference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -33,6 +34,7 @@ public final class NativeGroup implements AutoCloseable {
         private long handle;
         private int inFlight;
         private boolean closed;
+        private boolean destroyWhenIdle;
 
         @Override
         public synchronized void run() {
@@ -41,6 +43,10 @@ public final class NativeGroup implements AutoCloseable {
             }
             if (!closed) {
                 logger.warn("a sequence-parallel group was never closed; freeing its native state");
+            }
+            if (inFlight > 0) {
+                destroyWhenIdle = true; // the last caller to leave frees it
+                return;
             }
             TaspLibrary.groupDestroy(handle);
             handle = 0;
@@ -144,6 +150,7 @@ public final class NativeGroup implements AutoCloseable {
                     scale != null, scale == null ? 0 : scale, stats);
         } finally {
             exit();
+            Reference.reachabilityFence(this); // the cleaner must not free the group during the call
         }
         PtNDManager manager = (PtNDManager) q.getManager();
         return new RankOutput(new PtNDArray(manager, r[0]), new PtNDArray(manager, r[1]),
@@ -186,6 +193,9 @@ public final class NativeGroup implements AutoCloseable {
         synchronized (state) {
             state.inFlight--;
             state.notifyAll();
+            if (state.inFlight == 0 && state.destroyWhenIdle) {
+                state.run();
+            }
         }
     }
 

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
 import java.lang.ref.Cleaner;
+import java.lang.ref.Reference;
 
 /**
  * One rank's NCCL communicator, for GPU ranks in this or other processes. NCCL is loaded only when
@@ -28,13 +29,19 @@ public final class NcclCommunicator implements AutoCloseable {
     private static final class State implements Runnable {
         private long handle;
         private int inFlight;
+        private boolean destroyWhenIdle;
 
         @Override
         public synchronized void run() {
-            if (handle != 0) {
-                TaspLibrary.ncclCommDestroy(handle);
-                handle = 0;
+            if (handle == 0) {
+                return;
             }
+            if (inFlight > 0) {
+                destroyWhenIdle = true; // the last caller to leave frees it
+                return;
+            }
+            TaspLibrary.ncclCommDestroy(handle);
+            handle = 0;
         }
     }
 
@@ -95,6 +102,7 @@ public final class NcclCommunicator implements AutoCloseable {
                     scale != null, scale == null ? 0 : scale, stats);
         } finally {
             exit();
+            Reference.reachabilityFence(this); // the cleaner must not free the communicator during the call
         }
         PtNDManager manager = (PtNDManager) q.getManager();
         return new NativeGroup.RankOutput(new PtNDArray(manager, r[0]), new PtNDArray(manager, r[1]),
@@ -111,6 +119,7 @@ public final class NcclCommunicator implements AutoCloseable {
             TaspLibrary.ncclReject(h, why);
         } finally {
             exit();
+            Reference.reachabilityFence(this); // the cleaner must not free the communicator during the call
         }
     }
 
@@ -139,6 +148,9 @@ public final class NcclCommunicator implements AutoCloseable {
         synchronized (state) {
             state.inFlight--;
             state.notifyAll();
+            if (state.inFlight == 0 && state.destroyWhenIdle) {
+                state.run();
+            }
         }
     }
 
