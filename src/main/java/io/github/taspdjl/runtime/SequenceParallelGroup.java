@@ -451,9 +451,16 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
         closed = true;
         nativeGroup.close();
+        List<Thread> threads = new ArrayList<>(ownThreads);
         rankThreads.shutdownNow();
         try {
-            if (!rankThreads.awaitTermination(Math.min(timeoutMs, 2000), TimeUnit.MILLISECONDS)) {
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.min(timeoutMs, 2000));
+            boolean ended = rankThreads.awaitTermination(Math.min(timeoutMs, 2000), TimeUnit.MILLISECONDS);
+            for (Thread t : threads) { // the pool says terminated a moment before its threads end
+                t.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
+                ended &= !t.isAlive();
+            }
+            if (!ended) {
                 logger.warn("rank threads of a closed group are still running (user code that ignores interrupts)");
             }
         } catch (InterruptedException e) {
