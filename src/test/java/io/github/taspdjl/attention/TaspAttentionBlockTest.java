@@ -208,11 +208,17 @@ public class TaspAttentionBlockTest {
             NDArray x = m.randomNormal(new Shape(1, 24, E));
             NDArray before = run(net, m, new NDList(x));
             AttentionSwap.Report report = AttentionSwap.swap(net, false, null);
-            assertEquals(report.swapped().size(), 2, report.toString());
-            assertEquals(report.notSwapped().size(), 1, report.toString());
-            assertTrue(report.notSwapped().get(0).contains("TransformerEncoderBlock"), report.toString());
+            assertEquals(report.swapped().size(), 3, report.toString());
+            assertTrue(report.notSwapped().isEmpty(), report.toString());
+            assertTrue(report.swapped().get(2).contains("rebuilt as TaspTransformerEncoderBlock"), report.toString());
             long swapped = net.getChildren().values().stream().filter(b -> b instanceof TaspAttentionBlock).count();
             assertEquals(swapped, 1);
+            assertTrue(net.getChildren().get(2).getValue() instanceof TaspTransformerEncoderBlock);
+            assertTrue(net.toString().contains("ScaledDotProductAttentionBlock" + AttentionSwap.NAME_SUFFIX),
+                    net.toString());
+            // The root itself cannot be swapped in place; the report says what to do instead.
+            assertTrue(AttentionSwap.swap(new TransformerEncoderBlock(E, HEADS, 2 * E, 0f, ai.djl.nn.Activation::relu),
+                    false, null).notSwapped().get(0).contains("TaspTransformerEncoderBlock.from"));
             // Relative: the encoder block's norms and MLP scale the attention's rounding differences.
             assertRelative(run(net, m, new NDList(x)), before, 1e-5, "after the swap");
         }
