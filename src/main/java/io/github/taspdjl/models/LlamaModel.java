@@ -92,11 +92,19 @@ public final class LlamaModel extends AbstractBlock {
     }
 
     /**
-     * Logits (B, S, vocab) of token ids (B, S), for inference: the ids' manager holds the result.
-     * The same as {@code forward(new ParameterStore(ids.getManager(), false), new NDList(ids), false)}.
+     * Logits (B, S, vocab) of token ids (B, S), for inference. Computes in a sub-manager of the ids'
+     * manager and leaves only the logits in it (intermediates are freed on return), so a server or a
+     * loop can call it repeatedly without growing the caller's manager.
      */
     public NDArray forward(NDArray tokenIds) {
-        return forward(new ParameterStore(tokenIds.getManager(), false), new NDList(tokenIds), false).head();
+        NDManager caller = tokenIds.getManager();
+        try (NDManager scope = caller.newSubManager()) {
+            NDArray ids = tokenIds.duplicate(); // operations follow their first operand's manager
+            ids.attach(scope);
+            NDArray logits = forward(new ParameterStore(scope, false), new NDList(ids), false).head();
+            logits.attach(caller);
+            return logits;
+        }
     }
 
     @Override

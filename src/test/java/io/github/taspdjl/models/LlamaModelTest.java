@@ -194,6 +194,23 @@ public class LlamaModelTest {
     }
 
     @Test
+    public void forwardLeavesOnlyTheLogitsInTheCallersManager() throws Exception {
+        try (NDManager m = manager.newSubManager();
+                SequenceParallelGroup group = SequenceParallelGroup.builder().worldSize(4).timeout(60_000).build()) {
+            LlamaModel model = model(CONFIG, m);
+            NDArray ids = ids(m, 1, 301);
+            SequenceLayout layout = group.plan(true).layout();
+            List<NDArray> shards = Sharding.shardAll(ids, layout, Sharding.TOKENS_AXIS);
+            int before = m.getManagedArrays().size();
+            for (int i = 0; i < 3; i++) {
+                model.forward(ids);
+                group.runRanks(301, true, rank -> model.forward(shards.get(rank)));
+            }
+            assertEquals(m.getManagedArrays().size() - before, 3 * (1 + 4), "3 x (one logits + 4 rank logits)");
+        }
+    }
+
+    @Test
     public void savesAndLoadsInDjlFormat() throws Exception {
         Path dir = Files.createTempDirectory("tasp-llama");
         try (NDManager m = manager.newSubManager()) {
