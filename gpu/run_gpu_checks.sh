@@ -252,8 +252,9 @@ c_abi_check() {
   nccl_inc="${TASP_NCCL_INCLUDE:-$(find_nccl_h)}"
   echo "cuda.h from: $cuda_inc; nccl.h from: ${nccl_inc:-not found}" >>"$log"
   [[ -f "$cuda_inc/cuda.h" ]] || { echo "cuda.h not found" >>"$log"; return 1; }
-  local tu="$dir/c_abi.cpp" typedef fn n=0 missing_nccl=0
+  local tu="$dir/c_abi.cpp" typedef fn n=0 fields=0 missing_nccl=0
   {
+    echo '#include <limits.h>'
     echo '#include <stddef.h>'
     echo '#include <stdint.h>'
     echo '#include <type_traits>'
@@ -287,9 +288,18 @@ c_abi_check() {
     printf '%-34s %s\n' "$typedef" "$fn" >>"$log"
     n=$((n + 1))
   done
+  if [[ -n "$nccl_inc" ]]; then
+    # Our ncclConfig_t prefix (tasp_nccl_config): NCCL reads a config by its size and version, so
+    # the fields we have must sit where nccl.h has them.
+    local field
+    for field in size magic version blocking cgaClusterSize minCTAs maxCTAs netName; do
+      echo "static_assert(offsetof(::ncclConfig_t, $field) == offsetof(ours::tasp_nccl_config, $field), \"tasp_nccl_config.$field is not where ncclConfig_t has it\");" >>"$tu"
+      fields=$((fields + 1))
+    done
+  fi
   echo "int main() { return 0; }" >>"$tu"
   if "$cxx" -std=c++17 -fsyntax-only -I"$cuda_inc" ${nccl_inc:+-I"$nccl_inc"} -Inative/include "$tu" >"$dir/c_abi.err" 2>&1; then
-    c_abi_detail="$n signatures match"
+    c_abi_detail="$n signatures and $fields ncclConfig_t fields match"
     ((missing_nccl)) && c_abi_detail+="; $missing_nccl NCCL ones unchecked (no nccl.h)"
     echo "$c_abi_detail" >>"$log"
     cp "$tu" "$out/abi_c_check.cpp"
