@@ -50,6 +50,16 @@ TASP_API int tasp_attention_backward(tasp_tensor dout, tasp_tensor q, tasp_tenso
                             tasp_tensor lse, int causal, int has_scale, double scale, tasp_tensor* dq,
                             tasp_tensor* dk, tasp_tensor* dv);
 
+// Attention recorded by libtorch's autograd (see attention.h): out (B, H, Sq, D) with a grad_fn when
+// the calling thread's grad mode is on and an input requires gradients. q, k, v need equal head
+// counts; no dropout. CPU: libtorch's flash kernel; CUDA: scaled_dot_product_attention.
+TASP_API int tasp_attention_forward_recorded(tasp_tensor q, tasp_tensor k, tasp_tensor v, int causal, int has_scale,
+                                             double scale, tasp_tensor* out);
+
+// The calling thread's autograd grad mode (libtorch keeps it per thread): *previous gets the old
+// value (may be NULL).
+TASP_API int tasp_set_grad_mode(int enabled, int* previous);
+
 // Folds a partial result into an accumulator, in place, in fp32 (log-sum-exp merge):
 // acc_out (B, H, S, D) (last dimension dense) and acc_lse (B, H, S) fp32; block_out any float dtype and
 // strides; block_lse fp32. A row whose LSE is infinite (-inf: no key yet; +inf: what kernels write
@@ -95,6 +105,21 @@ TASP_API int tasp_live_objects(int64_t* groups, int64_t* communicators);
 TASP_API int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t program_len, tasp_tensor q,
                                tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                                tasp_tensor* lse, double* stats, int64_t stats_len);
+
+// ---- Distributed backward (in-process transport) --------------------------------------------------
+// Where the key/value gradients of one backward run meet: every rank of the run uses the same one.
+typedef void* tasp_exchange;
+TASP_API int tasp_exchange_create(int world_size, int64_t timeout_ms, tasp_exchange* out);
+TASP_API int tasp_exchange_destroy(tasp_exchange x);
+// One rank's part of the backward of tasp_rank_forward (see native/src/executor_backward.h): the same
+// program, its return map (lowered from the same plan), the rank's shard q, k, v, its forward out
+// and lse, and dout. Returns dq (q's shape), dk, dv (k's shape), exact, accumulated in fp32; stats as
+// for tasp_rank_forward.
+TASP_API int tasp_rank_backward(tasp_group g, tasp_exchange x, int rank, const int64_t* program, int64_t program_len,
+                                const int64_t* return_map, int64_t return_map_len, tasp_tensor dout, tasp_tensor q,
+                                tasp_tensor k, tasp_tensor v, tasp_tensor out, tasp_tensor lse, int has_scale,
+                                double scale, tasp_tensor* dq, tasp_tensor* dk, tasp_tensor* dv, double* stats,
+                                int64_t stats_len);
 
 // ---- NCCL transport (one rank per GPU; CUDA flavor) ----------------------------------------------
 // nccl_path: NULL or "" for libnccl.so.2. Loading NCCL happens only here: its absence is an error

@@ -13,6 +13,9 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifndef __cplusplus
+#include <stdbool.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,6 +86,18 @@ typedef AOTITorchError (*aoti_cuda_efficient_bwd_fn)(AtenTensorHandle grad_out, 
 // aoti_torch_{cpu,cuda}_add_Tensor: self + alpha * other, with type promotion
 typedef AOTITorchError (*aoti_add_tensor_fn)(AtenTensorHandle self, AtenTensorHandle other, double alpha,
                                              AtenTensorHandle* ret);
+// aoti_torch_new_tensor_handle: a second handle to the same tensor (the dispatcher stack consumes handles)
+typedef AOTITorchError (*aoti_new_tensor_handle_fn)(AtenTensorHandle orig, AtenTensorHandle* new_handle);
+// aoti_torch_call_dispatcher (libtorch 2.7): calls an operator through the full dispatcher, autograd
+// included. One StableIValue (64 bits) per schema argument: a tensor is a handle that libtorch takes
+// ownership of; a double its bits; a bool or an int as an integer; an optional None is 0 and an
+// optional with a value points to a heap StableIValue that libtorch deletes. Results come back in
+// stack[0..] as new owned handles.
+typedef uint64_t StableIValue;
+typedef AOTITorchError (*aoti_call_dispatcher_fn)(const char* op_name, const char* overload_name, StableIValue* stack);
+// aoti_torch_grad_mode_is_enabled / aoti_torch_grad_mode_set_enabled: the calling thread's grad mode
+typedef bool (*aoti_grad_mode_is_enabled_fn)(void);
+typedef void (*aoti_grad_mode_set_enabled_fn)(bool enabled);
 // aoti_torch_get_current_cuda_stream (libtorch_cuda)
 typedef AOTITorchError (*aoti_get_current_cuda_stream_fn)(int32_t device_index, void** ret_stream);
 

@@ -7,6 +7,7 @@
 
 #include "attention.h"
 #include "executor.h"
+#include "executor_backward.h"
 #include "transport_nccl.h"
 #include "group.h"
 #include "nccl.h"
@@ -91,6 +92,23 @@ int tasp_attention_backward(tasp_tensor dout, tasp_tensor q, tasp_tensor k, tasp
     *dq = g.dq.release();
     *dk = g.dk.release();
     *dv = g.dv.release();
+  });
+}
+
+int tasp_attention_forward_recorded(tasp_tensor q, tasp_tensor k, tasp_tensor v, int causal, int has_scale,
+                                    double scale, tasp_tensor* out) {
+  return guarded([&] {
+    if (out == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "recorded attention: null output pointer");
+    *out = tasp::attention_forward_recorded(handle(q), handle(k), handle(v), causal != 0, has_scale ? &scale : nullptr)
+               .release();
+  });
+}
+
+int tasp_set_grad_mode(int enabled, int* previous) {
+  return guarded([&] {
+    bool was = tasp::grad_mode_enabled();
+    tasp::set_grad_mode(enabled != 0);
+    if (previous != nullptr) *previous = was ? 1 : 0;
   });
 }
 
@@ -264,6 +282,36 @@ int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t pr
     write_stats(r.stats, stats, stats_len);
     *out = r.out.release();
     *lse = r.lse.release();
+  });
+}
+
+int tasp_exchange_create(int world_size, int64_t timeout_ms, tasp_exchange* out) {
+  return guarded([&] {
+    if (out == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "exchange: null output pointer");
+    *out = new tasp::GradientExchange(world_size, timeout_ms);
+  });
+}
+
+int tasp_exchange_destroy(tasp_exchange x) {
+  return guarded([&] { delete static_cast<tasp::GradientExchange*>(x); });
+}
+
+int tasp_rank_backward(tasp_group g, tasp_exchange x, int rank, const int64_t* program, int64_t program_len,
+                       const int64_t* return_map, int64_t return_map_len, tasp_tensor dout, tasp_tensor q,
+                       tasp_tensor k, tasp_tensor v, tasp_tensor out, tasp_tensor lse, int has_scale, double scale,
+                       tasp_tensor* dq, tasp_tensor* dk, tasp_tensor* dv, double* stats, int64_t stats_len) {
+  return guarded([&] {
+    if (x == nullptr || program == nullptr || dq == nullptr || dk == nullptr || dv == nullptr) {
+      tasp::fail(TASP_ERR_ARGUMENT, "backward: null pointer");
+    }
+    tasp::RankGradients r = tasp::rank_backward(group_of(g), *static_cast<tasp::GradientExchange*>(x), rank, program,
+                                                program_len, return_map, return_map_len, handle(dout), handle(q),
+                                                handle(k), handle(v), handle(out), handle(lse),
+                                                has_scale ? &scale : nullptr);
+    write_stats(r.stats, stats, stats_len);
+    *dq = r.dq.release();
+    *dk = r.dk.release();
+    *dv = r.dv.release();
   });
 }
 

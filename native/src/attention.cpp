@@ -117,6 +117,8 @@ class Operand {
   AtenTensorHandle handle_;
 };
 
+}  // namespace
+
 // Whether a kernel can read t as it is: each batch element dense as (H, S, D), or as (S, H, D)
 // seen through a transpose (the layout the kernels return, and the executor's buffers); the batch
 // stride may be anything. libtorch 2.7's CPU flash kernel gives wrong results for other strides
@@ -131,6 +133,8 @@ bool kernel_layout_ok(const TensorInfo& ti) {
   bool shd = same(1, z[3]) && same(2, z[1] * z[3]);
   return hsd || shd;
 }
+
+namespace {
 
 // An operand in a layout the kernels read correctly: the tensor itself, or one dense copy.
 Operand kernel_operand(AtenTensorHandle t, const TensorInfo& ti) {
@@ -160,6 +164,10 @@ Tensor undefined_tensor() {
 }
 
 }  // namespace
+
+void attention_check(AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, bool causal) {
+  check_inputs(q, k, v, causal);
+}
 
 AttentionResult attention_forward(AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, bool causal,
                                   const double* scale) {

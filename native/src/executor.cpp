@@ -61,24 +61,14 @@ RankResult run_rank(Transport& t, const int64_t* program, int64_t program_len, A
     TensorInfo ki = info(k), vi = info(v);
     check_inputs(p, rank, qi, ki, vi);
     t.check_device(qi);
-    const int64_t batch = qi.sizes[0], heads = qi.sizes[1], dim = qi.sizes[3], kv_heads = ki.sizes[1];
+    const int64_t batch = qi.sizes[0], heads = qi.sizes[1], dim = qi.sizes[3];
 
     // Token-major staging: q, the own key/value shard and two receive buffers, (B, S, H, D), so a
     // token range is one view (see executor_common.h). The key/value buffers are shared with the
     // peers that write into them (RankBuffers).
     q_tm = to_token_major(q);
-    auto own = std::make_shared<RankBuffers>();
+    auto own = stage_key_values(p, k, v);
     const int64_t cap = std::max<int64_t>(p.recv_capacity, 1);
-    own->k[2] = to_token_major(k);
-    own->v[2] = to_token_major(v);
-    for (int b = 0; b < 2; ++b) {
-      own->k[b] = empty({batch, cap, kv_heads, dim}, ki.dtype, ki.device_type, ki.device_index);
-      own->v[b] = empty({batch, cap, kv_heads, dim}, ki.dtype, ki.device_type, ki.device_index);
-      own->capacity_tokens[b] = p.recv_capacity;
-    }
-    own->capacity_tokens[2] = p.kv_tokens;
-    own->batch = batch;
-    own->token_bytes = kv_heads * dim * element_size(ki.dtype);  // transfers move keys and values
     acc = make_accumulators(batch, heads, p.q_tokens, dim, qi);
 
     const int64_t q_elems = batch * heads * p.q_tokens * dim;  // q staging and the output

@@ -1,5 +1,7 @@
 #include "executor_common.h"
 
+#include <algorithm>
+
 #include <cstring>
 #include <limits>
 #include <string>
@@ -217,10 +219,30 @@ void check_pair(int a, int b, const std::vector<const RunDescriptor*>& all) {
 
 }  // namespace
 
+std::shared_ptr<RankBuffers> stage_key_values(const Program& p, AtenTensorHandle k, AtenTensorHandle v) {
+  TensorInfo ki = info(k);
+  const int64_t batch = ki.sizes[0], kv_heads = ki.sizes[1], dim = ki.sizes[3];
+  auto own = std::make_shared<RankBuffers>();
+  const int64_t cap = std::max<int64_t>(p.recv_capacity, 1);
+  own->k[2] = to_token_major(k);
+  own->v[2] = to_token_major(v);
+  for (int b = 0; b < 2; ++b) {
+    own->k[b] = empty({batch, cap, kv_heads, dim}, ki.dtype, ki.device_type, ki.device_index);
+    own->v[b] = empty({batch, cap, kv_heads, dim}, ki.dtype, ki.device_type, ki.device_index);
+    own->capacity_tokens[b] = p.recv_capacity;
+  }
+  own->capacity_tokens[2] = p.kv_tokens;
+  own->batch = batch;
+  own->token_bytes = kv_heads * dim * element_size(ki.dtype);  // transfers move keys and values
+  return own;
+}
+
 const char* run_kind_name(int64_t kind) {
   switch (kind) {
     case static_cast<int64_t>(RunKind::kForward):
       return "forward";
+    case static_cast<int64_t>(RunKind::kBackward):
+      return "backward";
     default:
       return "unknown";
   }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,7 @@ Program parse(const int64_t* words, int64_t n, int rank, int world);
 
 // What kind of program a run executes. Every rank of a run must run the same kind; a new kind (the
 // distributed backward) adds a value here and its own fields to RunDescriptor if it needs any.
-enum class RunKind : int64_t { kForward = 1 };
+enum class RunKind : int64_t { kForward = 1, kBackward = 2 };
 const char* run_kind_name(int64_t kind);
 
 // What a rank publishes when it joins a run. Every transport compares the descriptors of all ranks
@@ -96,6 +97,9 @@ struct RankBuffers {
   int64_t token_bytes = 0;  // one token of one batch element of k (or v): Hkv * D * element size
   int64_t capacity_bytes(int64_t buffer) const { return batch * capacity_tokens[buffer] * token_bytes; }
 };
+
+// A rank's buffers for program p: k and v staged token-major as buffer 2, receive buffers 0 and 1.
+std::shared_ptr<RankBuffers> stage_key_values(const Program& p, AtenTensorHandle k, AtenTensorHandle v);
 
 // (B, S, H, D) buffer -> view (B, H, count, D) of tokens [start, start + count).
 Tensor token_view(AtenTensorHandle buffer, int64_t start, int64_t count);

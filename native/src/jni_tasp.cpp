@@ -140,6 +140,24 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_attentionBac
   return handles_array(env, {dq, dk, dv});
 }
 
+JNIEXPORT jlong JNICALL Java_io_github_taspdjl_jni_TaspLibrary_attentionForwardRecorded(
+    JNIEnv* env, jclass, jlong q, jlong k, jlong v, jboolean causal, jboolean has_scale, jdouble scale) {
+  void* out = nullptr;
+  int rc = tasp_attention_forward_recorded(h(q), h(k), h(v), causal, has_scale, scale, &out);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "recorded attention forward");
+    return 0;
+  }
+  return j(out);
+}
+
+JNIEXPORT jboolean JNICALL Java_io_github_taspdjl_jni_TaspLibrary_setGradMode(JNIEnv* env, jclass, jboolean enabled) {
+  int previous = 0;
+  int rc = tasp_set_grad_mode(enabled, &previous);
+  if (rc != TASP_OK) throw_java(env, rc, "grad mode");
+  return previous != 0 ? JNI_TRUE : JNI_FALSE;
+}
+
 JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_mergePartial(JNIEnv* env, jclass, jlong acc_out,
                                                                            jlong acc_lse, jlong block_out,
                                                                            jlong block_lse) {
@@ -316,6 +334,43 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclRankForw
                        return tasp_nccl_rank_forward(h(comm), words.data(), static_cast<int64_t>(words.size()), h(q),
                                                      h(k), h(v), has_scale, scale, out, lse, st, st_len);
                      });
+}
+
+JNIEXPORT jlong JNICALL Java_io_github_taspdjl_jni_TaspLibrary_exchangeCreate(JNIEnv* env, jclass, jint world,
+                                                                             jlong timeout_ms) {
+  void* x = nullptr;
+  int rc = tasp_exchange_create(world, timeout_ms, &x);
+  if (rc != TASP_OK) throw_java(env, rc, "exchange create");
+  return j(x);
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_exchangeDestroy(JNIEnv* env, jclass, jlong x) {
+  int rc = tasp_exchange_destroy(h(x));
+  if (rc != TASP_OK) throw_java(env, rc, "exchange destroy");
+}
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankBackward(
+    JNIEnv* env, jclass, jlong g, jlong x, jint rank, jlongArray program, jlongArray return_map, jlong dout, jlong q,
+    jlong k, jlong v, jlong out, jlong lse, jboolean has_scale, jdouble scale, jdoubleArray stats) {
+  jsize n = env->GetArrayLength(program);
+  std::vector<int64_t> words(static_cast<size_t>(n));
+  env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
+  jsize m = env->GetArrayLength(return_map);
+  std::vector<int64_t> map(static_cast<size_t>(m));
+  env->GetLongArrayRegion(return_map, 0, m, reinterpret_cast<jlong*>(map.data()));
+  std::vector<double> st(stats_length(words), 0.0);
+  void* dq = nullptr;
+  void* dk = nullptr;
+  void* dv = nullptr;
+  int rc = tasp_rank_backward(h(g), h(x), rank, words.data(), static_cast<int64_t>(words.size()), map.data(),
+                              static_cast<int64_t>(map.size()), h(dout), h(q), h(k), h(v), h(out), h(lse), has_scale,
+                              scale, &dq, &dk, &dv, st.data(), static_cast<int64_t>(st.size()));
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "rank backward");
+    return nullptr;
+  }
+  copy_stats(env, stats, st);
+  return handles_array(env, {dq, dk, dv});
 }
 
 }  // extern "C"

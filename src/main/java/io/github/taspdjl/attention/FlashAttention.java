@@ -19,8 +19,9 @@ import org.slf4j.LoggerFactory;
  * attention). Types: float32, float16, bfloat16. {@code causal} uses the square mask (query i sees
  * keys 0..i) and needs Sq == Sk. {@code scale} null means 1/sqrt(D).
  *
- * <p>The kernels are called below PyTorch's autograd, so a DJL {@code GradientCollector} does not
- * see them: {@link #backward} gives the gradients explicitly from a forward's output and LSE.
+ * <p>{@link #forward} calls the kernels below PyTorch's autograd, so a DJL {@code GradientCollector}
+ * does not see them: {@link #backward} gives the gradients explicitly from a forward's output and
+ * LSE. {@link #forwardRecorded} goes through the dispatcher instead, so autograd records it.
  *
  * <p>bfloat16: DJL 0.36 reports bfloat16 tensors as {@code UNKNOWN} and aborts on {@code
  * toType(BFLOAT16)}; use {@link NativeOps#cast} and {@link NativeOps#dataType} for them.
@@ -102,6 +103,17 @@ public final class FlashAttention {
             backend = r.backend();
         }
         return new Result(NDArrays.concat(outs, 2), NDArrays.concat(lses, 2), backend);
+    }
+
+    /**
+     * Attention recorded by libtorch's autograd, for training on one device: inside a DJL {@code
+     * GradientCollector} the result has a gradient function, so {@code collector.backward} reaches q,
+     * k and v like any other op, and no S x S score matrix is built (CPU: libtorch's flash kernel;
+     * CUDA: its scaled_dot_product_attention, which picks flash or memory-efficient). Grouped-query
+     * keys and values are expanded to q's head count first. No dropout.
+     */
+    public static NDArray forwardRecorded(NDArray q, NDArray k, NDArray v, boolean causal, Float scale) {
+        return NativeOps.attentionForwardRecorded(q, k, v, causal, scale);
     }
 
     /**

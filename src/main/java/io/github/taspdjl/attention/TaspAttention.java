@@ -108,6 +108,46 @@ public final class TaspAttention {
         return new Result(Sharding.gather(o, layout, seqLen), Sharding.gather(l, layout, seqLen), stats);
     }
 
+    /** dq, dk, dv of a whole sequence, gathered in sequence order, with every rank's timings. */
+    public record Gradients(NDArray dq, NDArray dk, NDArray dv, List<NativeGroup.RankStats> stats) {}
+
+    /**
+     * The exact backward of {@link #forward(SequenceParallelGroup, NDArray, NDArray, NDArray, boolean,
+     * Float)}: shards {@code dout}, q, k, v and the forward's output and LSE (whole-sequence arrays),
+     * runs every rank's backward (each block's flash backward with the global output and LSE; dq adds
+     * up locally, dk and dv at the keys' owners, all in fp32) and gathers dq, dk, dv in sequence order.
+     */
+    public static Gradients backward(SequenceParallelGroup group, NDArray dout, NDArray q, NDArray k, NDArray v,
+            NDArray out, NDArray lse, boolean causal, Float scale) {
+        NativeOps.checkAttention(q, k, v, causal, scale);
+        long seqLen = q.getShape().get(2);
+        if (k.getShape().get(2) != seqLen || !out.getShape().equals(q.getShape())
+                || !dout.getShape().equals(q.getShape())) {
+            throw new IllegalArgumentException("sequence-parallel backward: q " + q.getShape() + ", k " + k.getShape()
+                    + ", out " + out.getShape() + " and dout " + dout.getShape() + " must describe one sequence");
+        }
+        SequenceLayout layout = group.plan(causal).layout();
+        if (seqLen < layout.minimumLength()) {
+            throw new IllegalArgumentException("sequence length " + seqLen + " is shorter than the "
+                    + layout.minimumLength() + " tokens this plan needs");
+        }
+        List<NativeGroup.RankGradients> grads = group.backwardAll(Sharding.shardAll(dout, layout),
+                Sharding.shardAll(q, layout), Sharding.shardAll(k, layout), Sharding.shardAll(v, layout),
+                Sharding.shardAll(out, layout), Sharding.shardAll(lse, layout), causal, scale, seqLen);
+        List<NDArray> dq = new ArrayList<>();
+        List<NDArray> dk = new ArrayList<>();
+        List<NDArray> dv = new ArrayList<>();
+        List<NativeGroup.RankStats> stats = new ArrayList<>();
+        for (NativeGroup.RankGradients g : grads) {
+            dq.add(g.dq());
+            dk.add(g.dk());
+            dv.add(g.dv());
+            stats.add(g.stats());
+        }
+        return new Gradients(Sharding.gather(dq, layout, seqLen), Sharding.gather(dk, layout, seqLen),
+                Sharding.gather(dv, layout, seqLen), stats);
+    }
+
     private static void check(RankGroup group, int rank, NDArray q, NDArray k, NDArray v, boolean causal,
             Float scale, long seqLen) {
         if (rank < 0 || rank >= group.worldSize()) {

@@ -58,10 +58,14 @@ import org.slf4j.LoggerFactory;
  * heads, each key/value head shared by {@code headCount / kvHeadCount} consecutive query heads; the key
  * and value projections then have {@code kvHeadCount * E / headCount} units.
  *
- * <p>Training ({@code training = true}): the fused kernels are not recorded by DJL's autograd, so
- * on one device the block computes attention with DJL's own operations (as DJL's block does,
- * gradients and dropout included); inside a group it refuses, since the distributed backward is
- * not built yet.
+ * <p>Training ({@code training = true}) on one device: attention runs through libtorch's flash
+ * kernel called through the dispatcher ({@link FlashAttention#forwardRecorded}), so DJL's autograd
+ * records it and no score matrix is built; with attention dropout above zero, a general mask or a
+ * packed sequence it uses DJL's own math instead (debug log), as DJL's block does. With {@link
+ * Builder#optGroup}: the attention is cut out of the autograd graph and recorded on the thread's
+ * {@link SegmentedTape}, whose backward runs the distributed backward; train with {@code
+ * io.github.taspdjl.training.TaspTrainer}, which opens the tape. Training inside a {@link
+ * RankContext} (one rank's shard per thread or process) is not supported.
  */
 public final class TaspAttentionBlock extends AbstractBlock {
 
@@ -80,8 +84,11 @@ public final class TaspAttentionBlock extends AbstractBlock {
     private final Linear valueProjection;
     private final Linear resultProjection;
     private final Dropout attentionProbsDropout;
+    /** The dropout rate of attention probabilities; NaN when unknown (a swapped DJL block). */
+    private final float dropoutRate;
 
-    private TaspAttentionBlock(Builder b, Linear key, Linear query, Linear value, Linear result, Dropout dropout) {
+    private TaspAttentionBlock(Builder b, Linear key, Linear query, Linear value, Linear result, Dropout dropout,
+            float dropoutRate) {
         super(VERSION);
         if (b.embeddingSize <= 0 || b.headCount <= 0 || b.embeddingSize % b.headCount != 0) {
             throw new IllegalArgumentException("embedding size (" + b.embeddingSize
@@ -103,6 +110,7 @@ public final class TaspAttentionBlock extends AbstractBlock {
         this.valueProjection = addChildBlock("valueProjection", value);
         this.resultProjection = addChildBlock("resultProjection", result);
         this.attentionProbsDropout = addChildBlock("probabilityDropout", dropout);
+        this.dropoutRate = dropoutRate;
     }
 
     public static Builder builder() {
@@ -128,7 +136,7 @@ public final class TaspAttentionBlock extends AbstractBlock {
                     + "(a DJL version this code does not know?): " + djl.getChildren().keys());
         }
         TaspAttentionBlock block = new TaspAttentionBlock(b, djl.getKeyProjection(), djl.getQueryProjection(),
-                djl.getValueProjection(), djl.getResultProjection(), dropout);
+                djl.getValueProjection(), djl.getResultProjection(), dropout, dropoutRate(dropout));
         // The projections are already initialized; without the input shapes of an initialized block,
         // Model.save would fail writing this block's metadata.
         if (djl.isInitialized()) {
@@ -246,12 +254,8 @@ public final class TaspAttentionBlock extends AbstractBlock {
         boolean isCausal = causal || kind == MaskKind.CAUSAL;
         NDArray result; // (B, N, T, H)
         if (training) {
-            if (distributed) {
-                throw new UnsupportedOperationException("TaspAttentionBlock cannot train inside a sequence-parallel "
-                        + "group yet: the distributed backward is not built. Train on one device, or run inference.");
-            }
-            result = materialized(ps, q, k, v, isCausal, kind == MaskKind.OTHER ? mask : null, documents, b, t, f, h,
-                    true, params);
+            result = trainingAttention(ps, q, k, v, isCausal, kind, mask, documents, b, t, f, h, rank.isPresent(),
+                    params);
         } else if (kind == MaskKind.OTHER) {
             if (distributed) {
                 throw new IllegalArgumentException("TaspAttentionBlock can honour only no mask, a mask of ones or a "
@@ -279,6 +283,45 @@ public final class TaspAttentionBlock extends AbstractBlock {
         NDArray flat = result.transpose(0, 2, 1, 3).reshape(b * t, e);
         NDArray out = resultProjection.forward(ps, new NDList(flat), training, params).head();
         return new NDList(out.reshape(b, t, e));
+    }
+
+    /** DJL's Dropout keeps its rate private; NaN (treated as "has dropout") when it cannot be read. */
+    private static float dropoutRate(Dropout dropout) {
+        try {
+            Field f = Dropout.class.getDeclaredField("rate");
+            f.setAccessible(true);
+            return f.getFloat(dropout);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return Float.NaN;
+        }
+    }
+
+    /** Attention in training mode: recorded on one device, segmented inside a group. */
+    private NDArray trainingAttention(ParameterStore ps, NDArray q, NDArray k, NDArray v, boolean isCausal,
+            MaskKind kind, NDArray mask, PackedSequence documents, long b, long t, long f, long h,
+            boolean inRankContext, PairList<String, Object> params) {
+        if (inRankContext) {
+            throw new UnsupportedOperationException("TaspAttentionBlock cannot train inside a RankContext (one rank's "
+                    + "shard per thread or process); build the blocks with optGroup(group) and train with TaspTrainer");
+        }
+        if (group != null) {
+            requireSelfAttention(f, t);
+            if (kind == MaskKind.OTHER || documents != null || !(dropoutRate == 0f)) {
+                throw new UnsupportedOperationException("TaspAttentionBlock trains inside a group only without "
+                        + "attention dropout (rate " + dropoutRate + "), general masks and packed sequences");
+            }
+            SegmentedTape tape = SegmentedTape.active().orElseThrow(() -> new IllegalStateException(
+                    "TaspAttentionBlock trains inside a group only under a segmented tape: use "
+                            + "io.github.taspdjl.training.TaspTrainer (EasyTrain works unchanged with it)"));
+            return tape.attention(group, q, k, v, isCausal);
+        }
+        if (kind == MaskKind.OTHER || documents != null || !(dropoutRate == 0f)) {
+            logger.debug("training with {}: DJL's attention math (scores materialized)", kind == MaskKind.OTHER
+                    ? "a general mask" : documents != null ? "a packed sequence" : "attention dropout " + dropoutRate);
+            return materialized(ps, q, k, v, isCausal, kind == MaskKind.OTHER ? mask : null, documents, b, t, f, h,
+                    true, params);
+        }
+        return FlashAttention.forwardRecorded(q, k, v, isCausal, null);
     }
 
     private static void requireSelfAttention(long f, long t) {
@@ -430,7 +473,8 @@ public final class TaspAttentionBlock extends AbstractBlock {
             }
             long kvUnits = (long) (kvHeadCount == 0 ? headCount : kvHeadCount) * (embeddingSize / headCount);
             return new TaspAttentionBlock(this, projection(kvUnits), projection(embeddingSize), projection(kvUnits),
-                    projection(embeddingSize), Dropout.builder().optRate(attentionProbsDropoutProb).build());
+                    projection(embeddingSize), Dropout.builder().optRate(attentionProbsDropoutProb).build(),
+                    attentionProbsDropoutProb);
         }
 
         private Linear projection(long units) {

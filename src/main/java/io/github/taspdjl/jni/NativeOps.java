@@ -40,6 +40,42 @@ public final class NativeOps {
         return new Forward(new PtNDArray(manager, r[0]), new PtNDArray(manager, r[1]), (int) r[2]);
     }
 
+    /**
+     * Attention recorded by libtorch's autograd: the result has a gradient function when grad mode is
+     * on (a {@code GradientCollector} on this thread) and an input requires gradients. Grouped-query
+     * keys and values are expanded to q's head count first, by DJL operations (so recorded too).
+     */
+    public static NDArray attentionForwardRecorded(NDArray q, NDArray k, NDArray v, boolean causal, Float scale) {
+        checkAttention(q, k, v, causal, scale);
+        NativeLoader.load();
+        long group = q.getShape().get(1) / k.getShape().get(1);
+        NDArray kx = expandHeads(k, group);
+        NDArray vx = expandHeads(v, group);
+        long r = TaspLibrary.attentionForwardRecorded(
+                handle(q, "q"), handle(kx, "k"), handle(vx, "v"), causal, scale != null, scale == null ? 0 : scale);
+        return new PtNDArray((PtNDManager) q.getManager(), r);
+    }
+
+    /** (B, Hkv, S, D) -> (B, Hkv * group, S, D), query head h reading key/value head h / group. */
+    private static NDArray expandHeads(NDArray kv, long group) {
+        if (group == 1) {
+            return kv;
+        }
+        Shape s = kv.getShape();
+        return kv.reshape(s.get(0), s.get(1), 1, s.get(2), s.get(3))
+                .broadcast(s.get(0), s.get(1), group, s.get(2), s.get(3))
+                .reshape(s.get(0), s.get(1) * group, s.get(2), s.get(3));
+    }
+
+    /**
+     * Sets the calling thread's autograd grad mode (libtorch keeps it per thread: off on the thread
+     * that loaded the engine, on by default on every other thread); returns the previous mode.
+     */
+    public static boolean setGradMode(boolean enabled) {
+        NativeLoader.load();
+        return TaspLibrary.setGradMode(enabled);
+    }
+
     public static Backward attentionBackward(
             NDArray dout, NDArray q, NDArray k, NDArray v, NDArray out, NDArray lse, boolean causal, Float scale) {
         checkAttention(q, k, v, causal, scale);

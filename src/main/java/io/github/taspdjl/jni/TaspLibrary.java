@@ -25,6 +25,12 @@ final class TaspLibrary {
     static native long[] attentionBackward(
             long dout, long q, long k, long v, long out, long lse, boolean causal, boolean hasScale, double scale);
 
+    /** Attention recorded by libtorch's autograd (equal head counts); returns the output. */
+    static native long attentionForwardRecorded(long q, long k, long v, boolean causal, boolean hasScale, double scale);
+
+    /** Sets the calling thread's autograd grad mode; returns the previous one. */
+    static native boolean setGradMode(boolean enabled);
+
     /** A contiguous copy in another dtype: 0 float32, 1 float16, 2 bfloat16, 3 float64. */
     static native long cast(long t, int dtype);
 
@@ -58,6 +64,15 @@ final class TaspLibrary {
     static native long[] rankForward(
             long group, int rank, long[] program, long q, long k, long v, boolean hasScale, double scale,
             double[] stats);
+
+    /** A gradient exchange for one backward run of {@code worldSize} ranks. */
+    static native long exchangeCreate(int worldSize, long timeoutMs);
+
+    static native void exchangeDestroy(long exchange);
+
+    /** Runs one rank's backward; returns {dq, dk, dv}. */
+    static native long[] rankBackward(long group, long exchange, int rank, long[] program, long[] returnMap,
+            long dout, long q, long k, long v, long out, long lse, boolean hasScale, double scale, double[] stats);
 
     /** NCCL's version number; loads NCCL ({@code path} null: libnccl.so.2). */
     static native int ncclVersion(String path);

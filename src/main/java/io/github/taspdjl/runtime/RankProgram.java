@@ -28,6 +28,7 @@ import java.util.Map;
 public final class RankProgram {
 
     static final long MAGIC = 0x7A5B0001L;
+    static final long RETURN_MAP_MAGIC = 0x7A5B0B01L;
     static final long VERSION = 1;
     static final int OWN = 2;
 
@@ -125,6 +126,50 @@ public final class RankProgram {
         return out;
     }
 
+    /**
+     * The backward's return maps, indexed by rank (format in {@code native/src/executor_backward.h}):
+     * per step, where each key range the rank reads from a receive buffer came from, as (buffer,
+     * start, count, owner, owner's local start), so that its key/value gradients go back to the owner.
+     */
+    public static long[][] returnMapsAll(Plan plan, long seqLen) {
+        RankProgram p = new RankProgram(plan, seqLen);
+        long[][] out = new long[p.n][];
+        for (int r = 0; r < p.n; r++) {
+            out[r] = p.returnMap(r);
+        }
+        return out;
+    }
+
+    private long[] returnMap(int r) {
+        List<Long> w = new ArrayList<>(List.of(RETURN_MAP_MAGIC, VERSION, (long) plan.steps().size()));
+        for (Step step : plan.steps()) {
+            int received = step.index() - 1; // a step reads what the previous step received
+            List<long[]> ranges = new ArrayList<>();
+            if (received >= 0) {
+                Map<Integer, Long> starts = recvStart.get(r).get(received);
+                Map<Integer, ChunkId> chunks = recvChunk.get(r).get(received);
+                for (Map.Entry<Integer, Long> e : new java.util.TreeMap<>(starts).entrySet()) {
+                    ChunkId chunk = chunks.get(e.getKey());
+                    long[][] parts = layout.chunkRanges(chunk, seqLen);
+                    long at = e.getValue();
+                    for (int k = 0; k < parts.length; k++) {
+                        long count = parts[k][1] - parts[k][0];
+                        long[] owner = locate(chunk.owner(), 0, Slot.local(0), chunk, k);
+                        ranges.add(new long[] {received % 2, at, count, chunk.owner(), owner[1]});
+                        at += count;
+                    }
+                }
+            }
+            w.add((long) ranges.size());
+            for (long[] e : ranges) {
+                for (long x : e) {
+                    w.add(x);
+                }
+            }
+        }
+        return w.stream().mapToLong(Long::longValue).toArray();
+    }
+
     /** Tokens of the full sequence that rank r holds (queries and keys alike). */
     public static long localTokens(SequenceLayout layout, int rank, long seqLen) {
         long total = 0;
@@ -208,11 +253,7 @@ public final class RankProgram {
                 }
             }
         }
-        long[] out = new long[w.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = w.get(i);
-        }
-        return out;
+        return w.stream().mapToLong(Long::longValue).toArray();
     }
 
     /** Rank r's attention calls in a step: (qStart, qCount, buffer, kvStart, kvCount, causal). */

@@ -70,6 +70,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     /** The programs of the most recent packed sequence (each packing has its own, so only one is kept). */
     private final java.util.concurrent.atomic.AtomicReference<PackedPrograms> lastPacked =
             new java.util.concurrent.atomic.AtomicReference<>();
+    private final Map<String, long[][]> returnMaps = new ConcurrentHashMap<>();
     private final NativeGroup.RankStats[] lastStats;
     /** Serializes the collective entry points (forwardAll, runRanks). */
     private final ReentrantLock collective = new ReentrantLock(true);
@@ -167,6 +168,49 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         long[][] lowered = RankProgram.lowerAll(plan(causal), seqLen, documents);
         lastPacked.set(new PackedPrograms(causal, documents, lowered));
         return lowered;
+    }
+
+    /** The backward's return map of each rank for a mask and sequence length. */
+    long[][] returnMaps(boolean causal, long seqLen) {
+        return returnMaps.computeIfAbsent(causal + "/" + seqLen,
+                key -> RankProgram.returnMapsAll(plan(causal), seqLen));
+    }
+
+    /**
+     * Runs every rank's backward on the group's own threads: each rank replays its forward's
+     * transfers and runs the flash backward of each block it computed with its global output, LSE
+     * and output gradient; key/value gradients go back to their owners. Arguments are per rank, as
+     * the forward's shards and results; returns dq, dk, dv by rank.
+     */
+    public List<NativeGroup.RankGradients> backwardAll(List<NDArray> douts, List<NDArray> qs, List<NDArray> ks,
+            List<NDArray> vs, List<NDArray> outs, List<NDArray> lses, boolean causal, Float scale, long seqLen) {
+        int n = worldSize();
+        for (List<NDArray> l : List.of(douts, qs, ks, vs, outs, lses)) {
+            if (l.size() != n) {
+                throw new IllegalArgumentException("need one array of each kind per rank (" + n + "), got " + l.size());
+            }
+        }
+        long[][] progs = programs(causal, seqLen);
+        long[][] maps = returnMaps(causal, seqLen);
+        try (NativeGroup.Exchange exchange = new NativeGroup.Exchange(n, timeoutMs)) {
+            List<Future<NativeGroup.RankGradients>> futures = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                final int rank = r;
+                futures.add(rankThreads.submit(() -> {
+                    try {
+                        NativeGroup.RankGradients g = nativeGroup.rankBackward(rank, exchange, progs[rank], maps[rank],
+                                douts.get(rank), qs.get(rank), ks.get(rank), vs.get(rank), outs.get(rank),
+                                lses.get(rank), scale);
+                        lastStats[rank] = g.stats();
+                        return g;
+                    } catch (IllegalArgumentException e) {
+                        nativeGroup.fail("rank " + rank + ": " + e.getMessage());
+                        throw e;
+                    }
+                }));
+            }
+            return collect(futures);
+        }
     }
 
     /** Test hook: makes a rank post no sends, like a peer that hangs. */

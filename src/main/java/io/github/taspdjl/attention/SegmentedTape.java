@@ -1,0 +1,111 @@
+package io.github.taspdjl.attention;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+import io.github.taspdjl.runtime.SequenceParallelGroup;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The record of one training step's cuts in the autograd graph, for a segmented backward. libtorch's
+ * autograd cannot differentiate sequence-parallel attention (its kernels run below autograd, across
+ * ranks), so inside a group each attention cuts the graph: q, k and v are detached, the output O
+ * becomes a fresh leaf, and this tape remembers (q, k, v, O, LSE). Layers may also cut at their
+ * input ({@link #cutLayerInput}) so that no node of the graph is traversed twice.
+ *
+ * <p>{@link #backward} then runs, on the thread that recorded: autograd from the loss; for each cut
+ * in reverse order, either the distributed attention backward (dq, dk, dv from O's gradient, with
+ * the global output and LSE) fed back into autograd as {@code sum(q dq + k dk + v dv)}, or a layer
+ * input's gradient fed into the layer below. Each seed adds its share to the parameters' gradients,
+ * so the sum is the gradient of the whole graph.
+ *
+ * <p>A tape is active on one thread between {@link #open} and {@link #close} (the training
+ * collector of {@code io.github.taspdjl.training.TaspTrainer} does both).
+ */
+public final class SegmentedTape implements AutoCloseable {
+
+    private static final ThreadLocal<SegmentedTape> ACTIVE = new ThreadLocal<>();
+
+    private interface Cut {
+        void backward();
+    }
+
+    private final List<Cut> cuts = new ArrayList<>();
+
+    private SegmentedTape() {}
+
+    /** Starts recording on this thread. */
+    public static SegmentedTape open() {
+        if (ACTIVE.get() != null) {
+            throw new IllegalStateException("a segmented tape is already recording on this thread");
+        }
+        SegmentedTape tape = new SegmentedTape();
+        ACTIVE.set(tape);
+        return tape;
+    }
+
+    /** The tape recording on this thread, if any. */
+    public static Optional<SegmentedTape> active() {
+        return Optional.ofNullable(ACTIVE.get());
+    }
+
+    /**
+     * Attention over the whole sequence through {@code group}, cut out of the autograd graph and
+     * recorded for the backward. Returns O (B, H, S, D), a leaf that requires gradients.
+     */
+    NDArray attention(SequenceParallelGroup group, NDArray q, NDArray k, NDArray v, boolean causal) {
+        NDArray qd = q.stopGradient();
+        NDArray kd = k.stopGradient();
+        NDArray vd = v.stopGradient();
+        TaspAttention.Result r = TaspAttention.forward(group, qd, kd, vd, causal, null);
+        NDArray out = r.output();
+        out.setRequiresGradient(true);
+        NDArray lse = r.lse();
+        cuts.add(() -> {
+            if (!JniUtils.requiresGrad((PtNDArray) q) && !JniUtils.requiresGrad((PtNDArray) k)
+                    && !JniUtils.requiresGrad((PtNDArray) v)) {
+                return; // nothing below this attention learns
+            }
+            NDArray dout = out.getGradient();
+            TaspAttention.Gradients g = TaspAttention.backward(group, dout, qd, kd, vd, out, lse, causal, null);
+            NDArray seed = q.mul(g.dq()).sum().add(k.mul(g.dk()).sum()).add(v.mul(g.dv()).sum());
+            JniUtils.backward((PtNDArray) seed, (PtNDArray) seed.onesLike(), true, false);
+        });
+        return out;
+    }
+
+    /**
+     * Cuts the graph at a layer's input: returns a detached copy of {@code x} that requires
+     * gradients, and feeds its gradient into {@code x}'s graph during the backward. An input without
+     * gradient history (model inputs) is returned as it is.
+     */
+    public NDArray cutLayerInput(NDArray x) {
+        if (!JniUtils.requiresGrad((PtNDArray) x)) {
+            return x;
+        }
+        NDArray leaf = x.stopGradient();
+        leaf.setRequiresGradient(true);
+        cuts.add(() -> JniUtils.backward((PtNDArray) x, (PtNDArray) leaf.getGradient(), true, false));
+        return leaf;
+    }
+
+    /** The segmented backward of {@code loss} (a scalar): see the class comment. */
+    public void backward(NDArray loss) {
+        JniUtils.backward((PtNDArray) loss, (PtNDArray) loss.onesLike(), true, false);
+        for (int i = cuts.size() - 1; i >= 0; i--) {
+            cuts.get(i).backward();
+        }
+        cuts.clear();
+    }
+
+    /** Stops recording on this thread. */
+    @Override
+    public void close() {
+        cuts.clear();
+        if (ACTIVE.get() == this) {
+            ACTIVE.remove();
+        }
+    }
+}

@@ -1,0 +1,163 @@
+package io.github.taspdjl.runtime;
+
+import static org.testng.Assert.assertEquals;
+import static org.testng.Assert.assertTrue;
+import static org.testng.Assert.expectThrows;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import io.github.taspdjl.attention.ReferenceAttention;
+import io.github.taspdjl.attention.TaspAttention;
+import io.github.taspdjl.jni.TaspNativeException;
+import io.github.taspdjl.plan.Strategy;
+import io.github.taspdjl.topology.Topology;
+import java.util.ArrayList;
+import java.util.List;
+import org.testng.annotations.AfterClass;
+import org.testng.annotations.BeforeClass;
+import org.testng.annotations.DataProvider;
+import org.testng.annotations.Test;
+
+/**
+ * The distributed backward over virtual CPU ranks gives the single-device gradients (DJL autograd
+ * through {@link ReferenceAttention}, in fp64): dq, dk and dv within 1e-5 of the largest gradient,
+ * for every strategy, both masks, grouped-query ratios 1 and 4, odd lengths, world sizes 2 to 16.
+ */
+public class DistributedBackwardTest {
+
+    private static final double TOLERANCE = 1e-5;
+    private NDManager manager;
+
+    @BeforeClass
+    public void setUp() {
+        manager = NDManager.newBaseManager("PyTorch");
+        Engine.getEngine("PyTorch").setRandomSeed(29);
+    }
+
+    @AfterClass
+    public void tearDown() {
+        manager.close();
+    }
+
+    @DataProvider
+    public Object[][] flat() {
+        List<Object[]> cases = new ArrayList<>();
+        Strategy[] strategies = {Strategy.RING, Strategy.ZIGZAG_RING, Strategy.TASP, Strategy.TASP_CAUSAL,
+            Strategy.DIRECT};
+        int[] worlds = {2, 3, 4, 5, 7, 8, 11, 16};
+        int i = 0;
+        for (int n : worlds) {
+            for (Strategy s : strategies) {
+                boolean causal = i % 2 == 0;
+                int ratio = (i / 2) % 2 == 0 ? 1 : 4;
+                long seq = 2L * n * Math.max(1, n - 1) + 5 + (i % 7); // odd, prime-ish lengths
+                cases.add(new Object[] {n, s, causal, ratio, seq});
+                i++;
+            }
+        }
+        return cases.toArray(new Object[0][]);
+    }
+
+    @Test(dataProvider = "flat")
+    public void equalsSingleDeviceBackward(int n, Strategy strategy, boolean causal, int ratio, long seq) {
+        try (SequenceParallelGroup group =
+                        SequenceParallelGroup.builder().worldSize(n).strategy(strategy).timeout(20_000).build();
+                NDManager m = manager.newSubManager()) {
+            double err = relativeError(group, m, causal, ratio, seq);
+            assertTrue(err <= TOLERANCE, strategy + " n=" + n + " causal=" + causal + " ratio=" + ratio + " seq=" + seq
+                    + ": relative error " + err);
+        }
+    }
+
+    @Test
+    public void hierarchicalPlans() {
+        Topology cluster = Topology.cluster(Topology.virtualCpu(4), 2, 5.0);
+        for (boolean causal : new boolean[] {false, true}) {
+            try (SequenceParallelGroup group = SequenceParallelGroup.builder().topology(cluster)
+                            .strategy(Strategy.TASP_HIERARCHICAL).timeout(20_000).build();
+                    NDManager m = manager.newSubManager()) {
+                assertEquals(group.plan(causal).strategy(), Strategy.TASP_HIERARCHICAL);
+                double err = relativeError(group, m, causal, 4, 139);
+                assertTrue(err <= TOLERANCE, "tasp-hier causal=" + causal + ": relative error " + err);
+            }
+        }
+    }
+
+    @Test
+    public void aSilentRankFailsEveryRankOfTheBackward() {
+        try (SequenceParallelGroup group =
+                        SequenceParallelGroup.builder().worldSize(4).strategy(Strategy.TASP).timeout(2_000).build();
+                NDManager m = manager.newSubManager()) {
+            NDArray q = m.randomNormal(new Shape(1, 2, 61, 8));
+            TaspAttention.Result fwd = TaspAttention.forward(group, q, q, q, false, null);
+            group.makeSilent(2);
+            long t0 = System.nanoTime();
+            TaspNativeException e = expectThrows(TaspNativeException.class,
+                    () -> TaspAttention.backward(group, q, q, q, q, fwd.output(), fwd.lse(), false, null));
+            assertEquals(e.code(), TaspNativeException.GROUP, e.getMessage());
+            assertTrue(System.nanoTime() - t0 < 15_000_000_000L, "took " + (System.nanoTime() - t0) / 1e9 + " s");
+        }
+    }
+
+    /** The worry: precision that degrades as the world grows. Prints both and compares. */
+    @Test
+    public void errorAtSixteenRanksIsNoWorseThanAtTwo() {
+        double[] errors = new double[2];
+        int[] worlds = {2, 16};
+        for (int i = 0; i < 2; i++) {
+            Engine.getEngine("PyTorch").setRandomSeed(77); // the same inputs at both sizes
+            try (SequenceParallelGroup group = SequenceParallelGroup.builder().worldSize(worlds[i])
+                            .strategy(Strategy.TASP).timeout(20_000).build();
+                    NDManager m = manager.newSubManager()) {
+                errors[i] = relativeError(group, m, true, 4, 611);
+            }
+        }
+        System.out.printf("backward relative error (fp32, tasp, causal, GQA 4, 611 tokens): 2 ranks %.3g, "
+                + "16 ranks %.3g%n", errors[0], errors[1]);
+        assertTrue(errors[0] <= TOLERANCE && errors[1] <= TOLERANCE, "errors " + errors[0] + ", " + errors[1]);
+        // fp32 accumulation in a different order: allow rounding noise, not growth with the world
+        assertTrue(errors[1] <= Math.max(2 * errors[0], 2e-6), "16 ranks " + errors[1] + " vs 2 ranks " + errors[0]);
+    }
+
+    /** max |ours - reference| over dq, dk, dv, divided by the largest reference gradient. */
+    private static double relativeError(SequenceParallelGroup group, NDManager m, boolean causal, int ratio, long seq) {
+        int b = 2;
+        int kvHeads = 2;
+        int heads = kvHeads * ratio;
+        int d = 16;
+        NDArray q = m.randomNormal(new Shape(b, heads, seq, d));
+        NDArray k = m.randomNormal(new Shape(b, kvHeads, seq, d));
+        NDArray v = m.randomNormal(new Shape(b, kvHeads, seq, d));
+        NDArray dout = m.randomNormal(new Shape(b, heads, seq, d));
+
+        TaspAttention.Result fwd = TaspAttention.forward(group, q, k, v, causal, null);
+        TaspAttention.Gradients ours =
+                TaspAttention.backward(group, dout, q, k, v, fwd.output(), fwd.lse(), causal, null);
+
+        NDArray q64 = q.toType(DataType.FLOAT64, true);
+        NDArray k64 = k.toType(DataType.FLOAT64, true);
+        NDArray v64 = v.toType(DataType.FLOAT64, true);
+        q64.setRequiresGradient(true);
+        k64.setRequiresGradient(true);
+        v64.setRequiresGradient(true);
+        try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+            NDArray out = ReferenceAttention.compute(q64, k64, v64, causal, null).output();
+            gc.backward(out.mul(dout.toType(DataType.FLOAT64, true)).sum());
+        }
+        NDArray[] expected = {q64.getGradient(), k64.getGradient(), v64.getGradient()};
+        NDArray[] actual = {ours.dq(), ours.dk(), ours.dv()};
+        double largest = 0;
+        double worst = 0;
+        for (int i = 0; i < 3; i++) {
+            assertEquals(actual[i].getShape(), expected[i].getShape());
+            largest = Math.max(largest, expected[i].abs().max().getDouble());
+            worst = Math.max(worst,
+                    actual[i].toType(DataType.FLOAT64, false).sub(expected[i]).abs().max().getDouble());
+        }
+        return worst / largest;
+    }
+}
