@@ -132,7 +132,7 @@ public final class RankProgram {
      * start, count, owner, owner's local start), so that its key/value gradients go back to the owner.
      */
     public static long[][] returnMapsAll(Plan plan, long seqLen) {
-        RankProgram p = new RankProgram(plan, seqLen);
+        RankProgram p = new RankProgram(plan, seqLen, null);
         long[][] out = new long[p.n][];
         for (int r = 0; r < p.n; r++) {
             out[r] = p.returnMap(r);
