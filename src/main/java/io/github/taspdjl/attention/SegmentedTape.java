@@ -12,14 +12,15 @@ import java.util.Optional;
  * The record of one training step's cuts in the autograd graph, for a segmented backward. libtorch's
  * autograd cannot differentiate sequence-parallel attention (its kernels run below autograd, across
  * ranks), so inside a group each attention cuts the graph: q, k and v are detached, the output O
- * becomes a fresh leaf, and this tape remembers (q, k, v, O, LSE). Layers may also cut at their
- * input ({@link #cutLayerInput}) so that no node of the graph is traversed twice.
+ * becomes a fresh leaf, and this tape remembers (q, k, v, O, LSE).
  *
- * <p>{@link #backward} then runs, on the thread that recorded: autograd from the loss; for each cut
- * in reverse order, either the distributed attention backward (dq, dk, dv from O's gradient, with
- * the global output and LSE) fed back into autograd as {@code sum(q dq + k dk + v dv)}, or a layer
- * input's gradient fed into the layer below. Each seed adds its share to the parameters' gradients,
- * so the sum is the gradient of the whole graph.
+ * <p>{@link #backward} then runs, on the thread that recorded: autograd from the loss (keeping the
+ * graph); then for each attention in reverse order the distributed backward (dq, dk, dv from O's
+ * gradient, with the global output and LSE), fed back into autograd as {@code sum(q dq + k dk + v
+ * dv)}. Each seed adds its share to the parameters' gradients (and to lower attentions' O), so the
+ * sum is the gradient of the whole graph. Layers below an attention are traversed once per seed
+ * above them (DJL 0.36 cannot tell from Java whether a non-leaf array has gradient history, which
+ * cutting at layer inputs would need).
  *
  * <p>A tape is active on one thread between {@link #open} and {@link #close} (the training
  * collector of {@code io.github.taspdjl.training.TaspTrainer} does both).
@@ -64,31 +65,12 @@ public final class SegmentedTape implements AutoCloseable {
         out.setRequiresGradient(true);
         NDArray lse = r.lse();
         cuts.add(() -> {
-            if (!JniUtils.requiresGrad((PtNDArray) q) && !JniUtils.requiresGrad((PtNDArray) k)
-                    && !JniUtils.requiresGrad((PtNDArray) v)) {
-                return; // nothing below this attention learns
-            }
             NDArray dout = out.getGradient();
             TaspAttention.Gradients g = TaspAttention.backward(group, dout, qd, kd, vd, out, lse, causal, null);
             NDArray seed = q.mul(g.dq()).sum().add(k.mul(g.dk()).sum()).add(v.mul(g.dv()).sum());
             JniUtils.backward((PtNDArray) seed, (PtNDArray) seed.onesLike(), true, false);
         });
         return out;
-    }
-
-    /**
-     * Cuts the graph at a layer's input: returns a detached copy of {@code x} that requires
-     * gradients, and feeds its gradient into {@code x}'s graph during the backward. An input without
-     * gradient history (model inputs) is returned as it is.
-     */
-    public NDArray cutLayerInput(NDArray x) {
-        if (!JniUtils.requiresGrad((PtNDArray) x)) {
-            return x;
-        }
-        NDArray leaf = x.stopGradient();
-        leaf.setRequiresGradient(true);
-        cuts.add(() -> JniUtils.backward((PtNDArray) x, (PtNDArray) leaf.getGradient(), true, false));
-        return leaf;
     }
 
     /** The segmented backward of {@code loss} (a scalar): see the class comment. */

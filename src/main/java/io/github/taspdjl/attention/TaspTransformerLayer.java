@@ -75,10 +75,6 @@ public final class TaspTransformerLayer extends AbstractBlock {
             throw new IllegalArgumentException(
                     "TaspTransformerLayer takes (batch, sequence, " + embeddingSize + "), got " + x.getShape());
         }
-        if (training && SegmentedTape.active().isPresent()) {
-            // a segmented backward then runs each layer's graph once (see SegmentedTape)
-            x = SegmentedTape.active().get().cutLayerInput(x);
-        }
         NDArray a = attention.forward(ps, attentionNorm.forward(ps, new NDList(x), training, params), training, params)
                 .head();
         x = x.add(a);

@@ -3,7 +3,6 @@ package io.github.taspdjl.training;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Parameter;
-import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.TrainingConfig;
@@ -49,17 +48,17 @@ public class TaspTrainer extends Trainer {
         return new SegmentedCollector(model);
     }
 
-    /** Grad mode on and a tape recording on this thread; backward = the tape's segmented backward. */
+    /**
+     * DJL's own collector (grad mode and whatever else DJL sets while collecting) plus a tape
+     * recording on this thread; backward = the tape's segmented backward.
+     */
     private static final class SegmentedCollector implements GradientCollector {
-        private final Model model;
+        private final GradientCollector djl;
         private final SegmentedTape tape;
-        private final boolean previousGradMode;
 
         SegmentedCollector(Model model) {
-            this.model = model;
+            this.djl = model.getNDManager().getEngine().newGradientCollector();
             this.tape = SegmentedTape.open();
-            this.previousGradMode = JniUtils.isGradMode();
-            JniUtils.setGradMode(true);
         }
 
         @Override
@@ -69,19 +68,13 @@ public class TaspTrainer extends Trainer {
 
         @Override
         public void zeroGradients() {
-            for (Pair<String, Parameter> p : model.getBlock().getParameters()) {
-                NDArray a = p.getValue().getArray();
-                if (a.hasGradient()) {
-                    NDArray g = a.getGradient();
-                    g.subi(g);
-                }
-            }
+            djl.zeroGradients();
         }
 
         @Override
         public void close() {
-            JniUtils.setGradMode(previousGradMode);
             tape.close();
+            djl.close();
         }
     }
 }

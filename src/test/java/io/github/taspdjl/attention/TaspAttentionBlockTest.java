@@ -180,16 +180,23 @@ public class TaspAttentionBlockTest {
     }
 
     @Test
-    public void trainingInsideAGroupIsRefusedWithTheReason() {
+    public void trainingInsideAGroupWithoutTheSegmentedRouteIsRefusedWithTheReason() {
         try (NDManager m = manager.newSubManager();
                 SequenceParallelGroup group = SequenceParallelGroup.builder().worldSize(2).build()) {
-            TaspAttentionBlock block = TaspAttentionBlock.builder().setEmbeddingSize(E).setHeadCount(HEADS)
+            TaspAttentionBlock noDropout = TaspAttentionBlock.builder().setEmbeddingSize(E).setHeadCount(HEADS)
+                    .optAttentionProbsDropoutProb(0f).optGroup(group).build();
+            noDropout.initialize(m, DataType.FLOAT32, new Shape(1, 16, E));
+            IllegalStateException noTape = expectThrows(IllegalStateException.class,
+                    () -> noDropout.forward(new ParameterStore(m, false),
+                            new NDList(m.randomNormal(new Shape(1, 16, E))), true));
+            assertTrue(noTape.getMessage().contains("TaspTrainer"), noTape.getMessage());
+            TaspAttentionBlock withDropout = TaspAttentionBlock.builder().setEmbeddingSize(E).setHeadCount(HEADS)
                     .optGroup(group).build();
-            block.initialize(m, DataType.FLOAT32, new Shape(1, 16, E));
-            UnsupportedOperationException e = expectThrows(UnsupportedOperationException.class,
-                    () -> block.forward(new ParameterStore(m, false), new NDList(m.randomNormal(new Shape(1, 16, E))),
-                            true));
-            assertTrue(e.getMessage().contains("distributed backward"), e.getMessage());
+            withDropout.initialize(m, DataType.FLOAT32, new Shape(1, 16, E));
+            UnsupportedOperationException dropout = expectThrows(UnsupportedOperationException.class,
+                    () -> withDropout.forward(new ParameterStore(m, false),
+                            new NDList(m.randomNormal(new Shape(1, 16, E))), true));
+            assertTrue(dropout.getMessage().contains("dropout"), dropout.getMessage());
         }
     }
 

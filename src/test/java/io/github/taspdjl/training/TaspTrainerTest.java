@@ -26,7 +26,7 @@ import org.testng.annotations.Test;
 /**
  * A model whose attention runs over 8 virtual ranks trains with DJL's unchanged EasyTrain through
  * {@link TaspTrainer}, and matches the same model trained on one device (plain Trainer, autograd
- * through recorded flash attention) step by step: losses and every parameter.
+ * through recorded flash attention) step by step: losses and every parameter (SGD).
  */
 public class TaspTrainerTest {
 
@@ -76,7 +76,9 @@ public class TaspTrainerTest {
 
     private static DefaultTrainingConfig config() {
         return new DefaultTrainingConfig(Loss.l2Loss())
-                .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-2f)).build());
+                // SGD: parameter differences then mirror gradient differences (Adam's first steps are
+                // lr * sign(g), which flips on the key bias, whose exact gradient is zero)
+                .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.05f)).build());
     }
 
     /** One EasyTrain step; returns the loss before it (the loss the step differentiates). */
