@@ -145,6 +145,24 @@ TASP_API int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program,
 // takes part in the agreement exchange with `why`, so every rank fails at once, naming this one.
 TASP_API int tasp_nccl_reject(tasp_nccl_comm comm, const char* why);
 
+// ---- TCP transport (one rank per process, CPU tensors; native/src/transport_tcp.h) -------------
+// This process's rank: listens on bind_host (a numeric IP address) at an ephemeral port (*port),
+// then tasp_tcp_mesh_connect makes a full mesh with the peers' addresses (exchanged by a
+// rendezvous). Every wait on a peer gives up after timeout_ms; a peer whose connection closes
+// without a goodbye fails every rank at once, naming it (TASP_ERR_GROUP).
+typedef void* tasp_tcp_mesh;
+TASP_API int tasp_tcp_mesh_create(int world, int rank, const char* bind_host, int64_t timeout_ms, tasp_tcp_mesh* out,
+                                  int* port);
+// hosts[r], ports[r]: rank r's listening address; token: the session's, which every rank presents.
+TASP_API int tasp_tcp_mesh_connect(tasp_tcp_mesh mesh, const char* const* hosts, const int* ports, uint64_t token);
+TASP_API int tasp_tcp_mesh_fail(tasp_tcp_mesh mesh, const char* message);
+// Says goodbye to the peers and closes.
+TASP_API int tasp_tcp_mesh_destroy(tasp_tcp_mesh mesh);
+// As tasp_rank_forward, over the mesh; q, k, v on the CPU.
+TASP_API int tasp_tcp_rank_forward(tasp_tcp_mesh mesh, const int64_t* program, int64_t program_len, tasp_tensor q,
+                                   tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
+                                   tasp_tensor* lse, double* stats, int64_t stats_len);
+
 // Element types for tasp_cast.
 #define TASP_DTYPE_FLOAT32 0
 #define TASP_DTYPE_FLOAT16 1

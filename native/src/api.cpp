@@ -9,6 +9,7 @@
 #include "executor.h"
 #include "executor_backward.h"
 #include "transport_nccl.h"
+#include "transport_tcp.h"
 #include "group.h"
 #include "nccl.h"
 #include "errors.h"
@@ -312,6 +313,59 @@ int tasp_rank_backward(tasp_group g, tasp_exchange x, int rank, const int64_t* p
     *dq = r.dq.release();
     *dk = r.dk.release();
     *dv = r.dv.release();
+  });
+}
+
+namespace {
+tasp::TcpMesh& mesh_of(tasp_tcp_mesh m) {
+  if (m == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "tcp transport: null mesh");
+  return *static_cast<tasp::TcpMesh*>(m);
+}
+}  // namespace
+
+int tasp_tcp_mesh_create(int world, int rank, const char* bind_host, int64_t timeout_ms, tasp_tcp_mesh* out,
+                         int* port) {
+  return guarded([&] {
+    if (out == nullptr || port == nullptr || bind_host == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "tcp transport: null pointer");
+    tasp::TcpMesh* mesh = tasp::tcp_mesh_create(world, rank, bind_host, timeout_ms);
+    *port = tasp::tcp_mesh_port(*mesh);
+    *out = mesh;
+  });
+}
+
+int tasp_tcp_mesh_connect(tasp_tcp_mesh m, const char* const* hosts, const int* ports, uint64_t token) {
+  return guarded([&] {
+    tasp::TcpMesh& mesh = mesh_of(m);
+    if (hosts == nullptr || ports == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "tcp transport: null addresses");
+    std::vector<std::string> h;
+    std::vector<int> p;
+    for (int r = 0; r < tasp::tcp_mesh_world(mesh); ++r) {
+      if (hosts[r] == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "tcp transport: no address for rank " + std::to_string(r));
+      h.emplace_back(hosts[r]);
+      p.push_back(ports[r]);
+    }
+    tasp::tcp_mesh_connect(mesh, h, p, token);
+  });
+}
+
+int tasp_tcp_mesh_fail(tasp_tcp_mesh m, const char* message) {
+  return guarded([&] { tasp::tcp_mesh_fail(mesh_of(m), message ? message : "failed by the caller"); });
+}
+
+int tasp_tcp_mesh_destroy(tasp_tcp_mesh m) {
+  return guarded([&] { tasp::tcp_mesh_destroy(static_cast<tasp::TcpMesh*>(m)); });
+}
+
+int tasp_tcp_rank_forward(tasp_tcp_mesh m, const int64_t* program, int64_t program_len, tasp_tensor q, tasp_tensor k,
+                          tasp_tensor v, int has_scale, double scale, tasp_tensor* out, tasp_tensor* lse,
+                          double* stats, int64_t stats_len) {
+  return guarded([&] {
+    if (out == nullptr || lse == nullptr || program == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "tcp executor: null pointer");
+    tasp::RankResult r = tasp::tcp_rank_forward(mesh_of(m), program, program_len, handle(q), handle(k), handle(v),
+                                                has_scale ? &scale : nullptr);
+    write_stats(r.stats, stats, stats_len);
+    *out = r.out.release();
+    *lse = r.lse.release();
   });
 }
 

@@ -373,4 +373,72 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankBackward
   return handles_array(env, {dq, dk, dv});
 }
 
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpMeshCreate(JNIEnv* env, jclass, jint world,
+                                                                                  jint rank, jstring bind_host,
+                                                                                  jlong timeout_ms) {
+  Utf host(env, bind_host);
+  void* mesh = nullptr;
+  int port = 0;
+  int rc = tasp_tcp_mesh_create(world, rank, host.c, timeout_ms, &mesh, &port);
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "tcp transport");
+    return nullptr;
+  }
+  jlong values[2] = {j(mesh), static_cast<jlong>(port)};
+  jlongArray a = env->NewLongArray(2);
+  if (a != nullptr) env->SetLongArrayRegion(a, 0, 2, values);
+  if (a == nullptr || env->ExceptionCheck()) {
+    tasp_tcp_mesh_destroy(mesh);  // nobody could ever close it
+    return nullptr;
+  }
+  return a;
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpMeshConnect(JNIEnv* env, jclass, jlong mesh,
+                                                                           jobjectArray hosts, jintArray ports,
+                                                                           jlong token) {
+  jsize n = env->GetArrayLength(hosts);
+  if (env->GetArrayLength(ports) != n) {
+    jclass cls = env->FindClass("java/lang/IllegalArgumentException");
+    if (cls != nullptr) env->ThrowNew(cls, "tcp transport: one port per host");
+    return;
+  }
+  std::vector<std::string> owned;
+  for (jsize i = 0; i < n; ++i) {
+    auto s = static_cast<jstring>(env->GetObjectArrayElement(hosts, i));
+    Utf u(env, s);
+    owned.emplace_back(u.c ? u.c : "");
+    env->DeleteLocalRef(s);
+  }
+  std::vector<const char*> c_hosts;
+  for (const std::string& s : owned) c_hosts.push_back(s.c_str());
+  std::vector<jint> p(static_cast<size_t>(n));
+  env->GetIntArrayRegion(ports, 0, n, p.data());
+  std::vector<int> c_ports(p.begin(), p.end());
+  int rc = tasp_tcp_mesh_connect(h(mesh), c_hosts.data(), c_ports.data(), static_cast<uint64_t>(token));
+  if (rc != TASP_OK) throw_java(env, rc, "tcp transport");
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpMeshFail(JNIEnv* env, jclass, jlong mesh,
+                                                                        jstring message) {
+  Utf m(env, message);
+  int rc = tasp_tcp_mesh_fail(h(mesh), m.c);
+  if (rc != TASP_OK) throw_java(env, rc, "tcp transport");
+}
+
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpMeshDestroy(JNIEnv* env, jclass, jlong mesh) {
+  int rc = tasp_tcp_mesh_destroy(h(mesh));
+  if (rc != TASP_OK) throw_java(env, rc, "tcp transport");
+}
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpRankForward(
+    JNIEnv* env, jclass, jlong mesh, jlongArray program, jlong q, jlong k, jlong v, jboolean has_scale, jdouble scale,
+    jdoubleArray stats) {
+  return run_program(env, program, stats, "tcp rank forward",
+                     [&](const std::vector<int64_t>& words, void** out, void** lse, double* st, int64_t st_len) {
+                       return tasp_tcp_rank_forward(h(mesh), words.data(), static_cast<int64_t>(words.size()), h(q),
+                                                    h(k), h(v), has_scale, scale, out, lse, st, st_len);
+                     });
+}
+
 }  // extern "C"

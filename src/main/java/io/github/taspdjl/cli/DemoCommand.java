@@ -14,6 +14,8 @@ import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.plan.Plan;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.plan.decompose.HamiltonianCycle;
+import io.github.taspdjl.runtime.LaunchEnvironment;
+import io.github.taspdjl.runtime.LocalGpuGroup;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
 import io.github.taspdjl.runtime.Sharding;
 import io.github.taspdjl.topology.Topology;
@@ -23,6 +25,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -32,7 +35,9 @@ import picocli.CommandLine.Option;
  * long sequence, run on one device and then on N sequence-parallel ranks (each rank runs the whole
  * model on its shard of the sequence; attention goes over the TASP plan), and checked against each
  * other. Prints the topology, the plan, a per-step timeline of the last attention call, the largest
- * error, the times and the memory per rank against DJL's own attention block.
+ * error, the times and the memory per rank against DJL's own attention block. Started by a
+ * launcher (torchrun, srun, mpirun, {@code tasp launch}), it runs as one rank of a group of
+ * processes instead ({@link DemoRank}).
  */
 @Command(name = "demo", description = "Run a small long-context transformer on one device and over TASP ranks, and compare.")
 public final class DemoCommand implements Callable<Integer> {
@@ -60,6 +65,10 @@ public final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Optional<LaunchEnvironment> launched = LaunchEnvironment.detect();
+        if (launched.isPresent() && ranks == null) {
+            return new DemoRank(this, launched.get()).call();
+        }
         boolean causal = !fullMask;
         Engine engine = Engine.getEngine("PyTorch");
         engine.setRandomSeed(2026);
@@ -77,10 +86,6 @@ public final class DemoCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "  %d GPU(s) detected (%s, %s); DJL runs on %s%n",
                     detection.topology().deviceCount(), detection.topology().fabric(), detection.topology().source(),
                     device);
-            if (device.isGpu()) {
-                System.out.println("  the ranks run as virtual ranks on " + device
-                        + " (one process; NCCL ranks need one process or thread per GPU, see NcclGroup)");
-            }
         } else {
             System.out.println("  no GPU found: " + n + " virtual CPU ranks in this JVM, all-to-all in-process links");
         }
@@ -88,7 +93,8 @@ public final class DemoCommand implements Callable<Integer> {
 
         try (NDManager manager = NDManager.newBaseManager(device, "PyTorch");
                 SequenceParallelGroup group = SequenceParallelGroup.builder().topology(topology)
-                        .strategy(Strategy.fromName(strategy)).timeout(600_000).build()) {
+                        .strategy(Strategy.fromName(strategy)).timeout(600_000).build();
+                LocalGpuGroup gpus = localGpus(detection, device, topology, Strategy.fromName(strategy))) {
             Plan plan = group.plan(causal);
             if (seq < plan.layout().minimumLength()) {
                 throw new IllegalArgumentException("--seq " + seq + " is shorter than the " + plan.layout().minimumLength()
@@ -105,12 +111,7 @@ public final class DemoCommand implements Callable<Integer> {
                 System.out.println("  note: " + note);
             }
 
-            SequentialBlock model = new SequentialBlock();
-            for (int i = 0; i < layers; i++) {
-                model.add(TaspTransformerLayer.builder().setEmbeddingSize(embedding).setHeadCount(heads)
-                        .optCausal(causal).build());
-            }
-            model.initialize(manager, DataType.FLOAT32, new Shape(1, seq, embedding));
+            SequentialBlock model = model(manager, causal);
             NDArray x = manager.randomNormal(new Shape(1, seq, embedding));
             ParameterStore ps = new ParameterStore(manager, false);
 
@@ -126,7 +127,15 @@ public final class DemoCommand implements Callable<Integer> {
             step(4, "the same model on " + n + " ranks, each on its shard of the sequence");
             List<NDArray> shards = Sharding.shardAll(x, plan.layout(), Sharding.TOKENS_AXIS);
             long t1 = System.nanoTime();
-            List<NDArray> outs = group.runRanks(seq, causal, rank -> {
+            List<NDArray> outs = gpus != null ? gpus.runRanks(seq, causal, rank -> {
+                // Rank r on GPU r: its shard and its own copy of the weights there.
+                NDArray shard = shards.get(rank).toDevice(gpus.device(rank), true);
+                NDArray out = model.forward(new ParameterStore(manager, false), new NDList(shard), false)
+                        .singletonOrThrow();
+                out.toFloatArray();
+                System.out.printf(Locale.ROOT, "  GPU rank %d finished after %.1f s%n", rank, (System.nanoTime() - t1) / 1e9);
+                return out.toDevice(device, true);
+            }) : group.runRanks(seq, causal, rank -> {
                 NDArray out = model.forward(ps, new NDList(shards.get(rank)), false).singletonOrThrow();
                 out.toFloatArray();
                 System.out.printf(Locale.ROOT, "  rank %d finished after %.1f s%n", rank, (System.nanoTime() - t1) / 1e9);
@@ -137,7 +146,7 @@ public final class DemoCommand implements Callable<Integer> {
             double maxError = gathered.sub(single).abs().max().getFloat();
 
             step(5, "results");
-            List<NativeGroup.RankStats> stats = group.lastStats();
+            List<NativeGroup.RankStats> stats = gpus != null ? List.of() : group.lastStats();
             printTimeline(stats);
             long djlBytes = 2L * heads * seq * (long) seq * Float.BYTES; // scores and probabilities, fp32
             long perRank = stats.stream().mapToLong(NativeGroup.RankStats::bufferBytes).max().orElse(0);
@@ -154,6 +163,41 @@ public final class DemoCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "max error = %.3e%n", maxError);
             return maxError <= 1e-4 ? 0 : 1;
         }
+    }
+
+    /**
+     * On a machine whose GPUs DJL runs on, one JVM over all of them (one thread and one NCCL rank per
+     * GPU); null, with the reason printed, where that cannot be had: then the ranks are virtual ranks
+     * of this JVM on one device.
+     */
+    private static LocalGpuGroup localGpus(TopologyDetector.Detection detection, Device device, Topology topology,
+            Strategy strategy) {
+        if (!detection.gpuFound() || !device.isGpu()) {
+            return null;
+        }
+        if (topology != detection.topology()) {
+            System.out.println("  --ranks differs from the GPU count: virtual ranks on " + device);
+            return null;
+        }
+        try {
+            LocalGpuGroup g = LocalGpuGroup.create(topology, strategy, 600_000);
+            System.out.println("  one JVM over " + g.worldSize() + " GPU(s): one thread and one NCCL rank per GPU");
+            return g;
+        } catch (RuntimeException e) {
+            System.out.println("  NCCL ranks unavailable (" + e.getMessage() + "): virtual ranks on " + device);
+            return null;
+        }
+    }
+
+    /** The demo's model, initialized: {@code layers} causal (or bidirectional) transformer layers. */
+    SequentialBlock model(NDManager manager, boolean causal) {
+        SequentialBlock model = new SequentialBlock();
+        for (int i = 0; i < layers; i++) {
+            model.add(TaspTransformerLayer.builder().setEmbeddingSize(embedding).setHeadCount(heads)
+                    .optCausal(causal).build());
+        }
+        model.initialize(manager, DataType.FLOAT32, new Shape(1, seq, embedding));
+        return model;
     }
 
     private static void step(int i, String what) {

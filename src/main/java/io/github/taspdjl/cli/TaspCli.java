@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
             BenchCommand.class,
             ServingModelCommand.class,
             ServeBenchCommand.class,
+            LaunchCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class TaspCli implements Runnable {

@@ -221,7 +221,7 @@ public final class NativeOps {
         }
     }
 
-    private static long handle(NDArray a, String name) {
+    static long handle(NDArray a, String name) {
         if (!(a instanceof PtNDArray)) {
             throw new IllegalArgumentException(name + " must be an NDArray of DJL's PyTorch engine, got "
                     + a.getClass().getName() + " (create it with a PyTorch NDManager)");

@@ -96,4 +96,21 @@ final class TaspLibrary {
 
     /** In-place fp32 log-sum-exp merge of a partial result into an accumulator. */
     static native void mergePartial(long accOut, long accLse, long blockOut, long blockLse);
+
+    /**
+     * This process's rank of a TCP mesh, listening on {@code bindHost} (numeric); returns {mesh,
+     * port}.
+     */
+    static native long[] tcpMeshCreate(int world, int rank, String bindHost, long timeoutMs);
+
+    /** Connects to every peer; blocks until all are connected or the timeout passed. */
+    static native void tcpMeshConnect(long mesh, String[] hosts, int[] ports, long token);
+
+    static native void tcpMeshFail(long mesh, String message);
+
+    static native void tcpMeshDestroy(long mesh);
+
+    /** As {@link #rankForward}, over the TCP mesh. */
+    static native long[] tcpRankForward(
+            long mesh, long[] program, long q, long k, long v, boolean hasScale, double scale, double[] stats);
 }

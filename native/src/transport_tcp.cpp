@@ -1,0 +1,863 @@
+// The TCP transport between processes (see transport_tcp.h for the wire and the rules).
+#include "transport_tcp.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "errors.h"
+#include "transport.h"
+
+namespace tasp {
+namespace {
+
+constexpr int64_t kHelloMagic = 0x7A5B7C01;
+constexpr int64_t kData = 0x7A5B0D01, kFailMsg = 0x7A5B0D02, kBye = 0x7A5B0D03, kDesc = 0x7A5B0D04;
+constexpr int64_t kHeaderWords = 7;  // kind, run, step, dst_buffer, dst_start, count, payload bytes
+constexpr int64_t kMaxFailText = 4096;
+
+using Deadline = Clock::time_point;
+
+int remaining_ms(Deadline deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, 1 << 30));
+}
+
+std::string sys_error(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+// Waits until fd is readable (events = POLLIN) or writable (POLLOUT); false at the deadline.
+// deadline == Deadline::max(): no deadline.
+bool wait_fd(int fd, short events, Deadline deadline) {
+  while (true) {
+    pollfd p{fd, events, 0};
+    int timeout = deadline == Deadline::max() ? -1 : remaining_ms(deadline);
+    int rc = ::poll(&p, 1, timeout);
+    if (rc > 0) return true;
+    if (rc == 0) return false;
+    if (errno != EINTR) fail(TASP_ERR_GROUP, sys_error("poll"));
+  }
+}
+
+enum class Io { kOk, kClosed, kTimeout, kError };
+
+// Reads exactly n bytes. kClosed: the peer closed before the first byte (at a message boundary
+// that is a clean end; inside a message it is a loss).
+Io read_exact(int fd, void* buf, size_t n, Deadline deadline) {
+  char* p = static_cast<char*>(buf);
+  size_t done = 0;
+  while (done < n) {
+    if (!wait_fd(fd, POLLIN, deadline)) return Io::kTimeout;
+    ssize_t r = ::recv(fd, p + done, n - done, 0);
+    if (r > 0) {
+      done += static_cast<size_t>(r);
+    } else if (r == 0) {
+      return Io::kClosed;
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return errno == ECONNRESET ? Io::kClosed : Io::kError;
+    }
+  }
+  return Io::kOk;
+}
+
+Io write_exact(int fd, const void* buf, size_t n, Deadline deadline) {
+  const char* p = static_cast<const char*>(buf);
+  size_t done = 0;
+  while (done < n) {
+    if (!wait_fd(fd, POLLOUT, deadline)) return Io::kTimeout;
+    ssize_t r = ::send(fd, p + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r >= 0) {
+      done += static_cast<size_t>(r);
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return (errno == EPIPE || errno == ECONNRESET) ? Io::kClosed : Io::kError;
+    }
+  }
+  return Io::kOk;
+}
+
+struct Address {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
+
+Address numeric_address(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string service = std::to_string(port);
+  int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  if (rc != 0 || res == nullptr) {
+    fail(TASP_ERR_ARGUMENT, "tcp transport: '" + host + "' is not a numeric IP address (" + gai_strerror(rc) + ")");
+  }
+  Address a;
+  std::memcpy(&a.addr, res->ai_addr, res->ai_addrlen);
+  a.len = res->ai_addrlen;
+  ::freeaddrinfo(res);
+  return a;
+}
+
+void tune(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int flags = ::fcntl(fd, F_GETFL, 0);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+// Connects before the deadline, retrying while the peer is not listening yet; -1 at the deadline.
+int connect_until(const Address& a, Deadline deadline) {
+  while (Clock::now() < deadline) {
+    int fd = ::socket(a.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) fail(TASP_ERR_GROUP, sys_error("tcp transport: socket"));
+    int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
+    if (rc != 0 && errno == EINPROGRESS) {
+      if (wait_fd(fd, POLLOUT, deadline)) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        rc = err == 0 ? 0 : -1;
+      }
+    }
+    if (rc == 0) {
+      tune(fd);
+      return fd;
+    }
+    ::close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
+std::string rank_list(const std::vector<int>& ranks) {
+  std::string s;
+  for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
+  return s;
+}
+
+struct Expected {
+  int64_t step;
+  Recv recv;
+};
+
+}  // namespace
+
+class TcpMesh {
+ public:
+  TcpMesh(int world, int rank, const std::string& bind_host, int64_t timeout_ms)
+      : world_(world), rank_(rank), timeout_(timeout_ms), peers_(static_cast<size_t>(std::max(world, 1))),
+        descs_(static_cast<size_t>(std::max(world, 1))) {
+    if (world < 1 || rank < 0 || rank >= world) {
+      fail(TASP_ERR_ARGUMENT, "tcp transport: rank " + std::to_string(rank) + " outside a world of " + std::to_string(world));
+    }
+    if (timeout_ms < 1) fail(TASP_ERR_ARGUMENT, "tcp transport: timeout must be at least 1 ms");
+    Address a = numeric_address(bind_host, 0);
+    listener_ = ::socket(a.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (listener_ < 0) fail(TASP_ERR_GROUP, sys_error("tcp transport: socket"));
+    if (::bind(listener_, reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0 || ::listen(listener_, world) != 0) {
+      std::string why = sys_error(("tcp transport: listen on " + bind_host).c_str());
+      ::close(listener_);
+      fail(TASP_ERR_GROUP, why);
+    }
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &len);
+    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  }
+
+  ~TcpMesh() { close_all(); }
+
+  int rank() const { return rank_; }
+  int world() const { return world_; }
+  int port() const { return port_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+
+  void connect(const std::vector<std::string>& hosts, const std::vector<int>& ports, uint64_t token) {
+    if (static_cast<int>(hosts.size()) != world_ || static_cast<int>(ports.size()) != world_) {
+      fail(TASP_ERR_ARGUMENT, "tcp transport: need one address per rank");
+    }
+    if (connected_) fail(TASP_ERR_STATE, "tcp transport: already connected");
+    const Deadline deadline = Clock::now() + timeout_;
+    // Rank r connects to every lower rank and accepts every higher one: no cycle of waits.
+    for (int p = 0; p < rank_; ++p) {
+      int fd = connect_until(numeric_address(hosts[static_cast<size_t>(p)], ports[static_cast<size_t>(p)]), deadline);
+      if (fd < 0) {
+        fail(TASP_ERR_GROUP, "tcp transport: rank " + std::to_string(rank_) + " could not connect to rank " +
+                                 std::to_string(p) + " at " + hosts[static_cast<size_t>(p)] + ":" +
+                                 std::to_string(ports[static_cast<size_t>(p)]) + " within " +
+                                 std::to_string(timeout_.count()) + " ms");
+      }
+      int64_t hello[3] = {kHelloMagic, static_cast<int64_t>(token), rank_};
+      int64_t reply[3] = {0, 0, 0};
+      if (write_exact(fd, hello, sizeof hello, deadline) != Io::kOk ||
+          read_exact(fd, reply, sizeof reply, deadline) != Io::kOk || reply[0] != kHelloMagic ||
+          reply[1] != static_cast<int64_t>(token) || reply[2] != p) {
+        ::close(fd);
+        fail(TASP_ERR_GROUP, "tcp transport: rank " + std::to_string(p) + " at " + hosts[static_cast<size_t>(p)] +
+                                 ":" + std::to_string(ports[static_cast<size_t>(p)]) +
+                                 " did not answer as rank " + std::to_string(p) + " of this session");
+      }
+      peers_[static_cast<size_t>(p)].fd = fd;
+    }
+    int missing = world_ - 1 - rank_;
+    while (missing > 0) {
+      if (!wait_fd(listener_, POLLIN, deadline)) {
+        std::vector<int> late;
+        for (int p = rank_ + 1; p < world_; ++p) {
+          if (peers_[static_cast<size_t>(p)].fd < 0) late.push_back(p);
+        }
+        fail(TASP_ERR_GROUP, "tcp transport: rank(s) " + rank_list(late) + " did not connect to rank " +
+                                 std::to_string(rank_) + " within " + std::to_string(timeout_.count()) + " ms");
+      }
+      int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) continue;
+      tune(fd);
+      int64_t hello[3] = {0, 0, 0};
+      Deadline hello_deadline = std::min(deadline, Clock::now() + std::chrono::seconds(5));
+      bool ok = read_exact(fd, hello, sizeof hello, hello_deadline) == Io::kOk && hello[0] == kHelloMagic &&
+                hello[1] == static_cast<int64_t>(token) && hello[2] > rank_ && hello[2] < world_ &&
+                peers_[static_cast<size_t>(hello[2])].fd < 0;
+      int64_t reply[3] = {kHelloMagic, static_cast<int64_t>(token), rank_};
+      if (!ok || write_exact(fd, reply, sizeof reply, deadline) != Io::kOk) {
+        ::close(fd);  // not a rank of this session (or a duplicate): ignore it
+        continue;
+      }
+      peers_[static_cast<size_t>(hello[2])].fd = fd;
+      --missing;
+    }
+    ::close(listener_);
+    listener_ = -1;
+    connected_ = true;
+    for (int p = 0; p < world_; ++p) {
+      if (p != rank_) peers_[static_cast<size_t>(p)].reader = std::thread([this, p] { read_loop(p); });
+    }
+  }
+
+  // ---- failure -------------------------------------------------------------------------------
+
+  void fail_mesh(const std::string& message) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (failed_) return;
+      failed_ = true;
+      failure_ = message;
+    }
+    cv_.notify_all();
+    tell_peers(kFailMsg, message);
+  }
+
+  void check() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    check_locked();
+  }
+
+  // ---- one run ---------------------------------------------------------------------------------
+
+  // Starts run `run_ + 1` for `program` with `own` buffers; until agree() passes no DATA lands.
+  void begin_run(const Program& program, std::shared_ptr<const RankBuffers> own) {
+    std::vector<std::vector<Expected>> expected(static_cast<size_t>(world_));
+    for (size_t s = 0; s < program.steps.size(); ++s) {
+      for (const Recv& r : program.steps[s].recvs) {
+        expected[static_cast<size_t>(r.peer)].push_back({static_cast<int64_t>(s), r});
+      }
+    }
+    for (int b = 0; b < 3; ++b) {
+      // Dense (B, S, H, D): a token range of one batch element is one run of bytes.
+      for (AtenTensorHandle t : {own->k[b].get(), own->v[b].get()}) {
+        TensorInfo ti = info(t);
+        if (ti.sizes.size() != 4 || ti.strides != contiguous_strides(ti.sizes) || ti.sizes[0] != own->batch ||
+            ti.sizes[1] < own->capacity_tokens[b] || ti.sizes[2] * ti.sizes[3] * element_size(ti.dtype) != own->token_bytes) {
+          fail(TASP_ERR_STATE, "tcp transport: buffers must be dense (batch, tokens, heads, dim) and hold their capacity");
+        }
+      }
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    check_locked();
+    if (!connected_) fail(TASP_ERR_STATE, "tcp transport: not connected");
+    if (phase_ != Phase::kIdle) {
+      fail(TASP_ERR_STATE, "tcp transport: a run is already active on this rank (one forward at a time)");
+    }
+    for (int p = 0; p < world_; ++p) {
+      if (peers_[static_cast<size_t>(p)].left) {
+        lock.unlock();
+        fail_mesh("rank " + std::to_string(p) + " left the group (it closed its transport)");  // tells the peers
+        check();
+      }
+    }
+    ++run_;
+    own_ = std::move(own);
+    expected_ = std::move(expected);
+    cursor_.assign(static_cast<size_t>(world_), 0);
+    arrived_.assign(program.steps.size(), 0);
+    completed_ = 0;
+    phase_ = Phase::kAgreeing;
+    cv_.notify_all();
+  }
+
+  // Sends this rank's run descriptor to every peer, waits for theirs and checks that all agree
+  // (check_agreement over every pair: every rank sees the same descriptors and fails alike). Then
+  // DATA may land.
+  void agree(const RunDescriptor& mine) {
+    std::vector<int64_t> words = encode_descriptor(mine, world_);
+    const int64_t run = run_;
+    int64_t header[kHeaderWords] = {kDesc, run, 0, 0, 0, 0, static_cast<int64_t>(words.size() * sizeof(int64_t))};
+    for (int p = 0; p < world_; ++p) {
+      if (p == rank_) continue;
+      Peer& peer = peers_[static_cast<size_t>(p)];
+      const Deadline deadline = Clock::now() + timeout_;
+      Io io;
+      {
+        std::lock_guard<std::timed_mutex> lock(peer.send_mutex);
+        io = write_exact(peer.fd, header, sizeof header, deadline);
+        if (io == Io::kOk) io = write_exact(peer.fd, words.data(), words.size() * sizeof(int64_t), deadline);
+      }
+      if (io != Io::kOk) {
+        fail_mesh(io == Io::kTimeout ? "rank " + std::to_string(p) + " took no run descriptor from rank " +
+                                           std::to_string(rank_) + " for " + std::to_string(timeout_.count()) + " ms"
+                                     : lost_text(p, "while rank " + std::to_string(rank_) + " was sending to it"));
+        check();
+      }
+    }
+    std::vector<RunDescriptor> all(static_cast<size_t>(world_));
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      auto missing = [&] {
+        std::vector<int> who;
+        for (int p = 0; p < world_; ++p) {
+          if (p != rank_ && descs_[static_cast<size_t>(p)].count(run) == 0) who.push_back(p);
+        }
+        return who;
+      };
+      wait_for(lock, [&] { return missing().empty(); },
+               [&] { return "rank " + std::to_string(rank_) + " waited for the run descriptors of rank(s) " +
+                            rank_list(missing()); });
+      for (int p = 0; p < world_; ++p) {
+        if (p == rank_) continue;
+        auto& pending = descs_[static_cast<size_t>(p)];
+        all[static_cast<size_t>(p)] = decode_descriptor(pending[run].data(), world_);
+        pending.erase(run);
+      }
+    }
+    all[static_cast<size_t>(rank_)] = mine;
+    std::vector<const RunDescriptor*> views;
+    for (const RunDescriptor& d : all) views.push_back(&d);
+    check_agreement(rank_, views, /*all_pairs=*/true, /*same_device=*/false);
+    std::lock_guard<std::mutex> lock(mutex_);
+    phase_ = Phase::kActive;
+    cv_.notify_all();
+  }
+
+  // Waits for `count` arrivals of `step`, then marks the step complete (its buffer may be refilled).
+  void complete_step(int64_t step, int64_t count) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    wait_for(lock, [&] { return arrived_[static_cast<size_t>(step)] >= count; },
+             [&] { return "rank " + std::to_string(rank_) + " waited for " + missing_senders(step) + " in step " +
+                          std::to_string(step); });
+    completed_ = step + 1;
+    cv_.notify_all();
+  }
+
+  // Ends the run: no reader writes into the buffers any more once this returns.
+  void end_run() noexcept {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return writers_ == 0; });
+    phase_ = Phase::kIdle;
+    own_.reset();
+    cv_.notify_all();
+  }
+
+  // Sends one DATA message: the keys, then the values, of `count` tokens of buffer `src`.
+  void send_data(int64_t step, const Send& s, const RankBuffers& own) {
+    Peer& peer = peers_[static_cast<size_t>(s.peer)];
+    const int64_t segment = s.count * own.token_bytes;
+    int64_t header[kHeaderWords] = {kData, run_, step, s.dst_buffer, s.dst_start, s.count, 2 * own.batch * segment};
+    const Deadline deadline = Clock::now() + timeout_;
+    std::lock_guard<std::timed_mutex> lock(peer.send_mutex);
+    Io io = write_exact(peer.fd, header, sizeof header, deadline);
+    for (const Tensor* buf : {&own.k[s.src_buffer], &own.v[s.src_buffer]}) {
+      const char* base = static_cast<const char*>(data_ptr(buf->get()));
+      const int64_t batch_stride = info(buf->get()).sizes[1] * own.token_bytes;
+      for (int64_t b = 0; b < own.batch && io == Io::kOk; ++b) {
+        io = write_exact(peer.fd, base + b * batch_stride + s.src_start * own.token_bytes, static_cast<size_t>(segment),
+                         deadline);
+      }
+    }
+    if (io != Io::kOk) {
+      bool left;
+      {
+        std::lock_guard<std::mutex> state(mutex_);
+        left = peer.left;
+      }
+      std::string why = io == Io::kTimeout ? "rank " + std::to_string(s.peer) + " took no data from rank " +
+                                                 std::to_string(rank_) + " for " + std::to_string(timeout_.count()) +
+                                                 " ms (step " + std::to_string(step) + ")"
+                        : left ? "rank " + std::to_string(s.peer) + " left the group (it closed its transport)"
+                               : lost_text(static_cast<int>(s.peer), "while rank " + std::to_string(rank_) +
+                                                                         " was sending to it");
+      fail_mesh(why);
+      check();
+    }
+  }
+
+  void close_all() noexcept {
+    if (connected_) tell_peers(kBye, "");
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (Peer& p : peers_) {
+      if (p.fd >= 0) ::shutdown(p.fd, SHUT_RDWR);
+    }
+    for (Peer& p : peers_) {
+      if (p.reader.joinable()) p.reader.join();
+      if (p.fd >= 0) ::close(p.fd);
+      p.fd = -1;
+    }
+    if (listener_ >= 0) ::close(listener_);
+    listener_ = -1;
+    connected_ = false;
+  }
+
+  // Wakes threads blocked on sockets after a failure (the mesh is dead from then on).
+  void shutdown_sockets() noexcept {
+    for (Peer& p : peers_) {
+      if (p.fd >= 0) ::shutdown(p.fd, SHUT_RDWR);
+    }
+  }
+
+ private:
+  struct Peer {
+    int fd = -1;
+    std::thread reader;
+    std::timed_mutex send_mutex;
+    bool left = false;  // said BYE
+  };
+
+  static void* data_ptr(AtenTensorHandle t) {
+    void* data = nullptr;
+    check_torch(torch_fn<aoti_get_data_ptr_fn>("aoti_torch_get_data_ptr", false)(t, &data), "aoti_torch_get_data_ptr");
+    return data;
+  }
+
+  static std::string lost_text(int peer, const std::string& when) {
+    return "lost rank " + std::to_string(peer) + ": its connection closed " + when +
+           " (the process died, was killed or closed its transport)";
+  }
+
+  void check_locked() const {
+    if (failed_) fail(TASP_ERR_GROUP, failure_);
+  }
+
+  template <typename Ready, typename What>
+  void wait_for(std::unique_lock<std::mutex>& lock, Ready ready, What what) {
+    const Deadline deadline = Clock::now() + timeout_;
+    while (!ready()) {
+      check_locked();
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !ready()) {
+        check_locked();
+        std::string why = what() + " for " + std::to_string(timeout_.count()) + " ms";
+        lock.unlock();
+        fail_mesh(why);
+        lock.lock();
+        check_locked();
+      }
+    }
+    check_locked();
+  }
+
+  // The peers whose receives of `step` have not arrived yet (mutex held).
+  std::string missing_senders(int64_t step) const {
+    std::vector<int> who;
+    for (int p = 0; p < world_; ++p) {
+      const auto& list = expected_[static_cast<size_t>(p)];
+      size_t c = cursor_[static_cast<size_t>(p)];
+      if (c < list.size() && list[c].step <= step) who.push_back(p);
+    }
+    return who.empty() ? std::string("peers") : "rank(s) " + rank_list(who);
+  }
+
+  void tell_peers(int64_t kind, const std::string& text) noexcept {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(text.size()), kMaxFailText);
+    int64_t header[kHeaderWords] = {kind, 0, 0, 0, 0, 0, n};
+    for (int p = 0; p < world_; ++p) {
+      Peer& peer = peers_[static_cast<size_t>(p)];
+      if (p == rank_ || peer.fd < 0) continue;
+      // A sender blocked in a transfer holds the lock: then the peer learns from the closed socket.
+      if (!peer.send_mutex.try_lock_for(std::chrono::milliseconds(200))) continue;
+      const Deadline deadline = Clock::now() + std::chrono::seconds(1);
+      if (write_exact(peer.fd, header, sizeof header, deadline) == Io::kOk && n > 0) {
+        write_exact(peer.fd, text.data(), static_cast<size_t>(n), deadline);
+      }
+      peer.send_mutex.unlock();
+    }
+  }
+
+  // One per peer: reads its messages until the mesh stops, fails, or the peer says goodbye.
+  void read_loop(int p) noexcept {
+    Peer& peer = peers_[static_cast<size_t>(p)];
+    try {
+      while (true) {
+        int64_t h[kHeaderWords];
+        Io io = read_exact(peer.fd, h, sizeof h, Deadline::max());
+        if (io != Io::kOk) {
+          lost(p, "");
+          return;
+        }
+        if (h[0] == kBye) {
+          bool needed;
+          {
+            std::lock_guard<std::mutex> lock(mutex_);
+            peer.left = true;
+            needed = phase_ != Phase::kIdle && cursor_[static_cast<size_t>(p)] < expected_[static_cast<size_t>(p)].size();
+          }
+          if (needed) {
+            fail_mesh("rank " + std::to_string(p) + " left the group before sending what rank " +
+                      std::to_string(rank_) + " needs");
+          }
+          return;
+        }
+        if (h[0] == kFailMsg) {
+          std::string text(static_cast<size_t>(std::clamp<int64_t>(h[6], 0, kMaxFailText)), '\0');
+          if (!text.empty()) read_exact(peer.fd, text.data(), text.size(), Clock::now() + std::chrono::seconds(1));
+          fail_mesh("rank " + std::to_string(p) + " failed: " + text);
+          return;
+        }
+        if (h[0] == kDesc) {
+          if (!receive_descriptor(p, h)) return;
+          continue;
+        }
+        if (h[0] != kData) {
+          fail_mesh("tcp transport: rank " + std::to_string(p) + " sent a message of unknown kind");
+          return;
+        }
+        if (!receive(p, h)) return;
+      }
+    } catch (const std::exception& e) {
+      fail_mesh("tcp transport: reading from rank " + std::to_string(p) + ": " + e.what());
+    }
+  }
+
+  void lost(int p, const std::string& when) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_ || peers_[static_cast<size_t>(p)].left) return;
+    }
+    fail_mesh(lost_text(p, when.empty() ? "without a goodbye" : when));
+  }
+
+  // A DESC message from p: its run descriptor for its next run, kept until agree() reads it.
+  bool receive_descriptor(int p, const int64_t* h) {
+    const int64_t words = descriptor_words(world_);
+    if (h[6] != words * static_cast<int64_t>(sizeof(int64_t)) || h[1] < 1) {
+      fail_mesh("tcp transport: rank " + std::to_string(p) + " sent a malformed run descriptor");
+      return false;
+    }
+    std::vector<int64_t> buf(static_cast<size_t>(words));
+    if (read_exact(peers_[static_cast<size_t>(p)].fd, buf.data(), buf.size() * sizeof(int64_t),
+                   Clock::now() + timeout_) != Io::kOk) {
+      lost(p, "in the middle of a run descriptor");
+      return false;
+    }
+    std::string bad;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // A peer sends its descriptor for run r once its run r - 1 ended, which needed this rank's
+      // descriptor for r - 1: it is at most one run ahead, so at most two wait here.
+      const int64_t oldest = phase_ == Phase::kAgreeing ? run_ : run_ + 1;
+      auto& pending = descs_[static_cast<size_t>(p)];
+      if (h[1] < oldest || h[1] > oldest + 1 || pending.count(h[1]) != 0) {
+        bad = "tcp transport: rank " + std::to_string(p) + " sent a run descriptor for run " + std::to_string(h[1]) +
+              " while rank " + std::to_string(rank_) + " is at run " + std::to_string(run_);
+      } else {
+        pending[h[1]] = std::move(buf);
+        cv_.notify_all();
+      }
+    }
+    if (!bad.empty()) {
+      fail_mesh(bad);
+      return false;
+    }
+    return true;
+  }
+
+  // A DATA message from p: waits until its buffer is free, checks it against the program, reads
+  // the payload into place. False when the reader must stop.
+  bool receive(int p, const int64_t* h) {
+    const int64_t run = h[1], step = h[2], dst_buffer = h[3], dst_start = h[4], count = h[5], bytes = h[6];
+    std::unique_lock<std::mutex> lock(mutex_);
+    // No deadline here: this rank may legitimately compute for long; the sender's wait has one.
+    cv_.wait(lock, [&] {
+      return failed_ || stopping_ || run_ > run ||
+             (run_ == run && phase_ != Phase::kAgreeing && (phase_ != Phase::kActive || completed_ >= step));
+    });
+    if (failed_ || stopping_) return false;
+    auto protocol = [&](const std::string& why) {
+      lock.unlock();
+      fail_mesh("tcp transport: rank " + std::to_string(p) + " sent " + why);
+      return false;
+    };
+    if (run_ != run || phase_ != Phase::kActive) {
+      return protocol("data of run " + std::to_string(run) + " while rank " + std::to_string(rank_) + " is in run " +
+                      std::to_string(run_) + (phase_ == Phase::kActive ? "" : " (not running)"));
+    }
+    const auto& list = expected_[static_cast<size_t>(p)];
+    size_t& c = cursor_[static_cast<size_t>(p)];
+    if (c >= list.size() || list[c].step != step || list[c].recv.dst_buffer != dst_buffer ||
+        list[c].recv.dst_start != dst_start || list[c].recv.count != count) {
+      return protocol("tokens [" + std::to_string(dst_start) + ", +" + std::to_string(count) + ") of buffer " +
+                      std::to_string(dst_buffer) + " in step " + std::to_string(step) +
+                      " that rank " + std::to_string(rank_) + "'s program does not expect");
+    }
+    if (dst_buffer < 0 || dst_buffer > 1 || dst_start < 0 || count < 1 ||
+        dst_start + count > own_->capacity_tokens[dst_buffer] || bytes != 2 * own_->batch * count * own_->token_bytes) {
+      return protocol("a transfer that does not fit receive buffer " + std::to_string(dst_buffer));
+    }
+    ++writers_;
+    std::shared_ptr<const RankBuffers> own = own_;  // alive while this reader writes into it
+    AtenTensorHandle targets[2] = {own->k[dst_buffer].get(), own->v[dst_buffer].get()};
+    const int64_t token_bytes = own->token_bytes;
+    const int64_t segment = count * token_bytes, batch_stride = info(targets[0]).sizes[1] * token_bytes;
+    lock.unlock();
+
+    const Deadline deadline = Clock::now() + timeout_;
+    Io io = Io::kOk;
+    for (AtenTensorHandle t : targets) {
+      char* base = static_cast<char*>(data_ptr(t));
+      for (int64_t b = 0; b < own->batch && io == Io::kOk; ++b) {
+        io = read_exact(peers_[static_cast<size_t>(p)].fd, base + b * batch_stride + dst_start * token_bytes,
+                        static_cast<size_t>(segment), deadline);
+      }
+    }
+
+    lock.lock();
+    --writers_;
+    if (io == Io::kOk) {
+      ++arrived_[static_cast<size_t>(step)];
+      ++c;
+    }
+    cv_.notify_all();
+    lock.unlock();
+    if (io == Io::kTimeout) {
+      fail_mesh("rank " + std::to_string(p) + " stopped sending in the middle of a transfer for " +
+                std::to_string(timeout_.count()) + " ms");
+    } else if (io != Io::kOk) {
+      lost(p, "in the middle of a transfer");
+    }
+    return io == Io::kOk;
+  }
+
+  const int world_, rank_;
+  const std::chrono::milliseconds timeout_;
+  int listener_ = -1;
+  int port_ = 0;
+  bool connected_ = false;
+  std::vector<Peer> peers_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  bool failed_ = false, stopping_ = false;
+  std::string failure_;
+  // The current run (guarded by mutex_; run_ and the buffers change only in start_run).
+  int64_t run_ = 0;
+  enum class Phase { kIdle, kAgreeing, kActive };
+  Phase phase_ = Phase::kIdle;
+  std::shared_ptr<const RankBuffers> own_;
+  std::vector<std::map<int64_t, std::vector<int64_t>>> descs_;  // per peer: run -> its descriptor, not yet used
+  std::vector<std::vector<Expected>> expected_;
+  std::vector<size_t> cursor_;
+  std::vector<int64_t> arrived_;
+  int64_t completed_ = 0;
+  int writers_ = 0;
+};
+
+namespace {
+
+// The communication thread of one run: sends each posted step, in order.
+class TcpSender {
+ public:
+  TcpSender(TcpMesh& mesh, const Program& program, std::shared_ptr<const RankBuffers> own)
+      : step_comm_ms(program.steps.size(), 0.0), mesh_(mesh), program_(program), own_(std::move(own)),
+        thread_([this] { loop(); }) {}
+
+  ~TcpSender() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  void post(int64_t step) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    posted_ = step;
+    cv_.notify_all();
+  }
+
+  void wait_done(int64_t step) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    // Each send has its own deadline (TcpMesh::send_data), so this wait ends.
+    cv_.wait(lock, [&] { return done_ >= step || error_; });
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  double comm_ms = 0;
+  int64_t bytes_sent = 0;
+  std::vector<double> step_comm_ms;
+
+ private:
+  void loop() {
+    int64_t next = 0;
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return stop_ || posted_ >= next; });
+        if (stop_) return;
+      }
+      try {
+        auto t0 = Clock::now();
+        for (const Send& s : program_.steps[static_cast<size_t>(next)].sends) {
+          mesh_.send_data(next, s, *own_);
+          bytes_sent += 2 * own_->batch * s.count * own_->token_bytes;
+        }
+        step_comm_ms[static_cast<size_t>(next)] = ms_since(t0);
+        comm_ms += step_comm_ms[static_cast<size_t>(next)];
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        error_ = std::current_exception();
+        cv_.notify_all();
+        return;
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = next++;
+      cv_.notify_all();
+    }
+  }
+
+  TcpMesh& mesh_;
+  const Program& program_;
+  std::shared_ptr<const RankBuffers> own_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int64_t posted_ = -1, done_ = -1;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: starts after everything it uses
+};
+
+class TcpTransport final : public Transport {
+ public:
+  explicit TcpTransport(TcpMesh& mesh) : mesh_(mesh) {}
+
+  ~TcpTransport() override {
+    sender_.reset();
+    if (started_) mesh_.end_run();
+  }
+
+  int rank() const override { return mesh_.rank(); }
+  int world() const override { return mesh_.world(); }
+
+  void check_device(const TensorInfo& q) const override {
+    if (q.device_type != torch().device_type_cpu()) {
+      fail(TASP_ERR_ARGUMENT, "tcp transport: moves host memory; tensors on " +
+                                  device_name(q.device_type, q.device_index) + " need the NCCL transport");
+    }
+  }
+
+  void start(const Program& program, const RunDescriptor& descriptor,
+             std::shared_ptr<const RankBuffers> own) override {
+    program_ = &program;
+    mesh_.begin_run(program, own);
+    started_ = true;
+    try {
+      mesh_.agree(descriptor);
+    } catch (const Error& e) {
+      // Every rank saw the same descriptors and fails alike: the mesh itself stays usable.
+      agreement_failed_ = e.code() == TASP_ERR_ARGUMENT;
+      throw;
+    }
+    sender_ = std::make_unique<TcpSender>(mesh_, program, std::move(own));
+  }
+
+  void post(int64_t step) override { sender_->post(step); }
+  void before_compute(int64_t) override {}  // step - 1's arrivals were awaited in after_compute(step - 1)
+
+  void after_compute(int64_t step) override {
+    auto t0 = Clock::now();
+    sender_->wait_done(step);
+    mesh_.complete_step(step, static_cast<int64_t>(program_->steps[static_cast<size_t>(step)].recvs.size()));
+    double waited = ms_since(t0);
+    wait_ms_ += waited;
+    step_wait_ms_.push_back(waited);
+  }
+
+  void finish() override {}
+  void check() const override { mesh_.check(); }
+
+  void abort(const std::string& why, bool group_error) noexcept override {
+    if (agreement_failed_) return;
+    if (!group_error) mesh_.fail_mesh("rank " + std::to_string(mesh_.rank()) + ": " + why);
+    mesh_.shutdown_sockets();  // wakes a sender or reader blocked on a socket; the mesh is dead now
+    sender_.reset();
+  }
+
+  void report(RankStats& stats) override {
+    stats.comm_ms = sender_->comm_ms;
+    stats.wait_ms = wait_ms_;
+    stats.bytes_sent = sender_->bytes_sent;
+    stats.step_comm_ms = sender_->step_comm_ms;
+    stats.step_wait_ms = step_wait_ms_;
+  }
+
+ private:
+  TcpMesh& mesh_;
+  const Program* program_ = nullptr;
+  bool started_ = false;
+  bool agreement_failed_ = false;
+  std::unique_ptr<TcpSender> sender_;
+  double wait_ms_ = 0;
+  std::vector<double> step_wait_ms_;
+};
+
+}  // namespace
+
+TcpMesh* tcp_mesh_create(int world, int rank, const std::string& bind_host, int64_t timeout_ms) {
+  return new TcpMesh(world, rank, bind_host, timeout_ms);
+}
+
+int tcp_mesh_port(const TcpMesh& mesh) { return mesh.port(); }
+
+int tcp_mesh_world(const TcpMesh& mesh) { return mesh.world(); }
+
+void tcp_mesh_connect(TcpMesh& mesh, const std::vector<std::string>& hosts, const std::vector<int>& ports,
+                      uint64_t token) {
+  mesh.connect(hosts, ports, token);
+}
+
+void tcp_mesh_fail(TcpMesh& mesh, const std::string& message) { mesh.fail_mesh(message); }
+
+void tcp_mesh_destroy(TcpMesh* mesh) { delete mesh; }
+
+RankResult tcp_rank_forward(TcpMesh& mesh, const int64_t* program, int64_t program_len, AtenTensorHandle q,
+                            AtenTensorHandle k, AtenTensorHandle v, const double* scale) {
+  TcpTransport t(mesh);
+  return run_rank(t, program, program_len, q, k, v, scale);
+}
+
+}  // namespace tasp

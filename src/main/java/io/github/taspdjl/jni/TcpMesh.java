@@ -1,0 +1,100 @@
+package io.github.taspdjl.jni;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+import java.util.List;
+
+/**
+ * This process's rank of a TCP mesh: the transport between processes for CPU ranks (native
+ * {@code transport_tcp.cpp}). Made in two steps because the peers' addresses come from a
+ * rendezvous: {@link #listen} opens the listening socket (its port goes into the rendezvous), then
+ * {@link #connect} joins every peer. Every wait on a peer gives up after the timeout; a peer whose
+ * connection closes without a goodbye fails every rank at once, and the exception names it.
+ */
+public final class TcpMesh implements AutoCloseable {
+
+    private final int worldSize;
+    private final int rank;
+    private final int port;
+    private long handle;
+
+    private TcpMesh(int worldSize, int rank, int port, long handle) {
+        this.worldSize = worldSize;
+        this.rank = rank;
+        this.port = port;
+        this.handle = handle;
+    }
+
+    /**
+     * Listens for the peers on {@code bindAddress} (a numeric IP address, e.g. "127.0.0.1") at a
+     * port the system picks ({@link #port()}).
+     */
+    public static TcpMesh listen(int worldSize, int rank, String bindAddress, long timeoutMs) {
+        if (worldSize < 1 || rank < 0 || rank >= worldSize) {
+            throw new IllegalArgumentException("rank " + rank + " outside a world of " + worldSize);
+        }
+        if (timeoutMs < 1) {
+            throw new IllegalArgumentException("timeout must be at least 1 ms, got " + timeoutMs);
+        }
+        NativeLoader.load();
+        long[] r = TaspLibrary.tcpMeshCreate(worldSize, rank, bindAddress, timeoutMs);
+        return new TcpMesh(worldSize, rank, (int) r[1], r[0]);
+    }
+
+    public int worldSize() {
+        return worldSize;
+    }
+
+    public int rank() {
+        return rank;
+    }
+
+    /** The port this rank listens on. */
+    public int port() {
+        return port;
+    }
+
+    /**
+     * Connects to every peer ({@code hosts.get(r)}, {@code ports[r]}); every rank presents {@code
+     * token}, so connections from other jobs are refused. Returns when all are connected.
+     */
+    public void connect(List<String> hosts, int[] ports, long token) {
+        if (hosts.size() != worldSize || ports.length != worldSize) {
+            throw new IllegalArgumentException("need " + worldSize + " addresses, got " + hosts.size());
+        }
+        TaspLibrary.tcpMeshConnect(handle(), hosts.toArray(new String[0]), ports, token);
+    }
+
+    /** Runs this rank's lowered plan over the mesh; every rank must call it. q, k, v on the CPU. */
+    public NativeGroup.RankOutput rankForward(long[] program, NDArray q, NDArray k, NDArray v, Float scale) {
+        double[] stats = NativeGroup.RankStats.buffer(program);
+        long[] r = TaspLibrary.tcpRankForward(handle(), program, NativeOps.handle(q, "q"),
+                NativeOps.handle(k, "k"), NativeOps.handle(v, "v"),
+                scale != null, scale == null ? 0 : scale, stats);
+        PtNDManager manager = (PtNDManager) q.getManager();
+        return new NativeGroup.RankOutput(new PtNDArray(manager, r[0]), new PtNDArray(manager, r[1]),
+                NativeGroup.RankStats.of(stats));
+    }
+
+    /** Fails the mesh on every rank with {@code message} (for failures outside the transport). */
+    public void fail(String message) {
+        TaspLibrary.tcpMeshFail(handle(), message);
+    }
+
+    private synchronized long handle() {
+        if (handle == 0) {
+            throw new IllegalStateException("the TCP mesh is closed");
+        }
+        return handle;
+    }
+
+    /** Says goodbye to the peers and closes every connection. */
+    @Override
+    public synchronized void close() {
+        if (handle != 0) {
+            TaspLibrary.tcpMeshDestroy(handle);
+            handle = 0;
+        }
+    }
+}
