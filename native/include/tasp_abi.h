@@ -163,6 +163,7 @@ typedef struct CUfunc_st* tasp_cu_function;
 typedef struct CUstream_st* tasp_cu_stream;  // the same handle as a cudaStream_t
 typedef struct CUevent_st* tasp_cu_event;
 typedef int tasp_cu_jit_option;  // CUjit_option
+typedef unsigned long long tasp_cu_deviceptr;  // CUdeviceptr
 #define TASP_CU_SUCCESS 0
 #define TASP_CU_ERROR_NOT_READY 600
 #define TASP_CU_JIT_ERROR_LOG_BUFFER 5
@@ -176,6 +177,7 @@ typedef tasp_cu_result (*cu_device_get_fn)(tasp_cu_device* device, int ordinal);
 typedef tasp_cu_result (*cu_device_primary_ctx_retain_fn)(tasp_cu_context* ctx, tasp_cu_device dev);
 typedef tasp_cu_result (*cu_ctx_push_current_fn)(tasp_cu_context ctx);    // cuCtxPushCurrent_v2
 typedef tasp_cu_result (*cu_ctx_pop_current_fn)(tasp_cu_context* ctx);    // cuCtxPopCurrent_v2
+typedef tasp_cu_result (*cu_ctx_set_current_fn)(tasp_cu_context ctx);     // cuCtxSetCurrent
 typedef tasp_cu_result (*cu_module_load_data_ex_fn)(tasp_cu_module* module, const void* image, unsigned int num_options,
                                                     tasp_cu_jit_option* options, void** option_values);
 typedef tasp_cu_result (*cu_module_get_function_fn)(tasp_cu_function* fn, tasp_cu_module module, const char* name);
@@ -191,6 +193,10 @@ typedef tasp_cu_result (*cu_event_create_fn)(tasp_cu_event* event, unsigned int 
 typedef tasp_cu_result (*cu_event_destroy_fn)(tasp_cu_event event);                       // cuEventDestroy_v2
 typedef tasp_cu_result (*cu_event_record_fn)(tasp_cu_event event, tasp_cu_stream stream);  // cuEventRecord
 typedef tasp_cu_result (*cu_event_query_fn)(tasp_cu_event event);                         // cuEventQuery
+// cuMemcpyHtoDAsync_v2 and cuMemcpyDtoH_v2 (the typedef names spell cuda.h's HtoD / DtoH)
+typedef tasp_cu_result (*cu_memcpy_hto_d_async_fn)(tasp_cu_deviceptr dst, const void* src, size_t bytes,
+                                                   tasp_cu_stream stream);
+typedef tasp_cu_result (*cu_memcpy_dto_h_fn)(void* dst, tasp_cu_deviceptr src, size_t bytes);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -49,6 +49,7 @@ CudaDriver load_driver() {
   sym(d.primary_ctx_retain, "cuDevicePrimaryCtxRetain");
   sym(d.ctx_push, "cuCtxPushCurrent_v2");
   sym(d.ctx_pop, "cuCtxPopCurrent_v2");
+  sym(d.ctx_set_current, "cuCtxSetCurrent");
   sym(d.module_load_data_ex, "cuModuleLoadDataEx");
   sym(d.module_get_function, "cuModuleGetFunction");
   sym(d.launch_kernel, "cuLaunchKernel");
@@ -60,6 +61,8 @@ CudaDriver load_driver() {
   sym(d.event_destroy, "cuEventDestroy_v2");
   sym(d.event_record, "cuEventRecord");
   sym(d.event_query, "cuEventQuery");
+  sym(d.memcpy_htod_async, "cuMemcpyHtoDAsync_v2");
+  sym(d.memcpy_dtoh, "cuMemcpyDtoH_v2");
   tasp_cu_result r = d.init(0);
   if (r != TASP_CU_SUCCESS) {
     const char* text = nullptr;
@@ -134,6 +137,24 @@ CudaContextScope::~CudaContextScope() {
     tasp_cu_context previous = nullptr;
     cuda_driver().ctx_pop(&previous);
   }
+}
+
+void cuda_set_device(int32_t device_index) {
+  DeviceState& s = device_state(device_index);
+  check_cu(cuda_driver().ctx_set_current(s.context), "cuCtxSetCurrent");
+}
+
+CudaEvent::CudaEvent() {
+  check_cu(cuda_driver().event_create(&event_, TASP_CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+}
+
+CudaEvent::~CudaEvent() {
+  if (event_ != nullptr) cuda_driver().event_destroy(event_);
+}
+
+void CudaEvent::order(tasp_cu_stream stream, tasp_cu_stream waiter) {
+  check_cu(cuda_driver().event_record(event_, stream), "cuEventRecord");
+  check_cu(cuda_driver().stream_wait_event(waiter, event_, 0), "cuStreamWaitEvent");
 }
 
 tasp_cu_function cuda_kernel(int32_t device_index, const char* name) {

@@ -5,7 +5,8 @@
 // toolkit that built it: a CUDA 13 runtime needs a CUDA 13 driver, while DJL's CUDA builds of
 // libtorch run on CUDA 12 (and 11.8) drivers. The driver API is stable across versions, and PTX of
 // an old ISA version (TASP_PTX_VERSION in CMakeLists.txt) is compiled by any driver since that
-// version. Streams are shared with libtorch as plain handles (a cudaStream_t is a CUstream).
+// version. Streams are shared with libtorch as plain handles (a cudaStream_t is a CUstream), and
+// NCCL (which brings its own runtime) sees the device through the current context.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,7 @@ struct CudaDriver {
   cu_device_primary_ctx_retain_fn primary_ctx_retain = nullptr;
   cu_ctx_push_current_fn ctx_push = nullptr;
   cu_ctx_pop_current_fn ctx_pop = nullptr;
+  cu_ctx_set_current_fn ctx_set_current = nullptr;
   cu_module_load_data_ex_fn module_load_data_ex = nullptr;
   cu_module_get_function_fn module_get_function = nullptr;
   cu_launch_kernel_fn launch_kernel = nullptr;
@@ -34,6 +36,8 @@ struct CudaDriver {
   cu_event_destroy_fn event_destroy = nullptr;
   cu_event_record_fn event_record = nullptr;
   cu_event_query_fn event_query = nullptr;
+  cu_memcpy_hto_d_async_fn memcpy_htod_async = nullptr;
+  cu_memcpy_dto_h_fn memcpy_dtoh = nullptr;
 };
 
 // The driver, loaded and initialized once (thread-safe). Throws TASP_ERR_STATE naming the library
@@ -54,6 +58,25 @@ class CudaContextScope {
 
  private:
   bool pushed_ = false;
+};
+
+// Makes device `device_index`'s primary context current on this thread and leaves it so: what
+// cudaSetDevice does, for code (NCCL) that asks the runtime which device is current.
+void cuda_set_device(int32_t device_index);
+
+// A CUDA event without timing, destroyed with the scope.
+class CudaEvent {
+ public:
+  CudaEvent();
+  ~CudaEvent();
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  tasp_cu_event get() const { return event_; }
+  // Records the event on `stream` and makes `waiter` wait for it (an ordering between streams).
+  void order(tasp_cu_stream stream, tasp_cu_stream waiter);
+
+ private:
+  tasp_cu_event event_ = nullptr;
 };
 
 // A kernel of kernels.cu (by its extern "C" name) on a device, loaded from the embedded PTX the

@@ -1,5 +1,5 @@
 // Pieces the executor and the transports share (executor.cpp, transport_inprocess.cpp,
-// transport_nccl.cu): the parsed program, token-major views of (B, S, H, D) buffers, fp32
+// transport_nccl.cpp): the parsed program, token-major views of (B, S, H, D) buffers, fp32
 // accumulators and one attention task with its merge.
 #pragma once
 

@@ -3,7 +3,7 @@
 //   * InProcessTransport (transport_inprocess.cpp): ranks are threads of this process; a sender
 //     copies into the receiver's buffer (host memcpy, or device copies for virtual GPU ranks),
 //     optionally rate-limited per link (emulated fabric);
-//   * NcclTransport (transport_nccl.cu, CUDA flavor): one rank per GPU, grouped ncclSend/ncclRecv
+//   * NcclTransport (transport_nccl.cpp, CUDA flavor): one rank per GPU, grouped ncclSend/ncclRecv
 //     on a communication stream, ordered against libtorch's compute stream with events.
 // The step protocol (executor.cpp): start, then per step post -> before_compute -> attention ->
 // after_compute, then finish; abort on any error.

@@ -1,5 +1,5 @@
 // NCCL communicators and the executor over them: one rank per GPU, in this process or another,
-// joined by a unique id (the transport itself: transport_nccl.cu, CUDA flavor; the CPU flavor
+// joined by a unique id (the transport itself: transport_nccl.cpp, CUDA flavor; the CPU flavor
 // reports that it cannot, transport_nccl_stub.cpp).
 //
 // Communicators are nonblocking (ncclConfig_t.blocking = 0): no call blocks inside NCCL; every wait

@@ -1,6 +1,4 @@
 // CUDA flavor: the NCCL transport (see transport.h and transport_nccl.h).
-#include <cuda_runtime.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -9,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cuda_driver.h"
 #include "errors.h"
 #include "executor_common.h"
 #include "nccl.h"
@@ -31,10 +30,6 @@ struct NcclComm {
 };
 
 namespace {
-
-void check_cuda(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) fail(TASP_ERR_TORCH, std::string(what) + ": " + cudaGetErrorString(err));
-}
 
 std::string who(const NcclComm& c) { return "nccl: rank " + std::to_string(c.rank) + " of " + std::to_string(c.world); }
 
@@ -84,13 +79,13 @@ void wait_nccl_ready(NcclComm& c, const std::string& what) {
 }
 
 // Until every event completed; each completion pushes the deadline out (a progress deadline).
-void wait_events(NcclComm& c, const std::vector<cudaEvent_t>& events, const std::string& what) {
+void wait_events(NcclComm& c, const std::vector<tasp_cu_event>& events, const std::string& what) {
   size_t next = 0;
   poll(c, what, [&](Clock::time_point& deadline) {
     while (next < events.size()) {
-      cudaError_t q = cudaEventQuery(events[next]);
-      if (q == cudaErrorNotReady) return false;
-      check_cuda(q, what.c_str());
+      tasp_cu_result q = cuda_driver().event_query(events[next]);
+      if (q == TASP_CU_ERROR_NOT_READY) return false;
+      check_cu(q, what.c_str());
       ++next;
       deadline = Clock::now() + c.timeout;
     }
@@ -143,7 +138,7 @@ NcclComm* nccl_comm_create(const char* nccl_path, int world, int rank, const cha
   c->timeout = std::chrono::milliseconds(timeout_ms);
   ncclUniqueId id;
   std::memcpy(id.internal, unique_id, TASP_NCCL_UNIQUE_ID_BYTES);
-  check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  cuda_set_device(device);
   // Nonblocking: init returns at once (ncclInProgress) and we poll it against the timeout, so a peer
   // that never joins costs a timeout and an abort, never a thread stuck inside NCCL.
   tasp_nccl_config config;
@@ -211,20 +206,20 @@ namespace {
 class NcclTransport final : public Transport {
  public:
   explicit NcclTransport(NcclComm& c) : c_(c) {
-    check_cuda(cudaSetDevice(c_.device), "cudaSetDevice");
+    cuda_set_device(c_.device);
     void* torch_stream = nullptr;
     check_torch(torch_fn<aoti_get_current_cuda_stream_fn>("aoti_torch_get_current_cuda_stream", true)(c_.device,
                                                                                                     &torch_stream),
                 "aoti_torch_get_current_cuda_stream");
-    compute_ = static_cast<cudaStream_t>(torch_stream);
-    check_cuda(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    compute_ = static_cast<tasp_cu_stream>(torch_stream);
+    check_cu(cuda_driver().stream_create(&comm_stream_, TASP_CU_STREAM_NON_BLOCKING), "cuStreamCreate");
   }
 
   ~NcclTransport() override {
-    for (cudaEvent_t e : computed_) cudaEventDestroy(e);
-    for (cudaEvent_t e : landed_) cudaEventDestroy(e);
-    if (inputs_ready_ != nullptr) cudaEventDestroy(inputs_ready_);
-    if (comm_stream_ != nullptr) cudaStreamDestroy(comm_stream_);
+    for (tasp_cu_event e : computed_) cuda_driver().event_destroy(e);
+    for (tasp_cu_event e : landed_) cuda_driver().event_destroy(e);
+    if (inputs_ready_ != nullptr) cuda_driver().event_destroy(inputs_ready_);
+    if (comm_stream_ != nullptr) cuda_driver().stream_destroy(comm_stream_);
   }
 
   int rank() const override { return c_.rank; }
@@ -254,21 +249,21 @@ class NcclTransport final : public Transport {
     computed_.assign(steps, nullptr);
     landed_.assign(steps, nullptr);
     for (size_t s = 0; s < steps; ++s) {
-      check_cuda(cudaEventCreateWithFlags(&computed_[s], cudaEventDisableTiming), "cudaEventCreate");
-      check_cuda(cudaEventCreateWithFlags(&landed_[s], cudaEventDisableTiming), "cudaEventCreate");
+      check_cu(cuda_driver().event_create(&computed_[s], TASP_CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+      check_cu(cuda_driver().event_create(&landed_[s], TASP_CU_EVENT_DISABLE_TIMING), "cuEventCreate");
     }
     // The staged shard and the receive buffers were made on the compute stream.
-    check_cuda(cudaEventCreateWithFlags(&inputs_ready_, cudaEventDisableTiming), "cudaEventCreate");
-    check_cuda(cudaEventRecord(inputs_ready_, compute_), "cudaEventRecord");
-    check_cuda(cudaStreamWaitEvent(comm_stream_, inputs_ready_, 0), "cudaStreamWaitEvent");
+    check_cu(cuda_driver().event_create(&inputs_ready_, TASP_CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+    check_cu(cuda_driver().event_record(inputs_ready_, compute_), "cuEventRecord");
+    check_cu(cuda_driver().stream_wait_event(comm_stream_, inputs_ready_, 0), "cuStreamWaitEvent");
   }
 
   void post(int64_t step) override {
     check();
     const StepProgram& sp = program_->steps[static_cast<size_t>(step)];
     if (step >= 1) {
-      check_cuda(cudaStreamWaitEvent(comm_stream_, computed_[static_cast<size_t>(step - 1)], 0),
-                 "cudaStreamWaitEvent");
+      check_cu(cuda_driver().stream_wait_event(comm_stream_, computed_[static_cast<size_t>(step - 1)], 0),
+                 "cuStreamWaitEvent");
     }
     if (!sp.sends.empty() || !sp.recvs.empty()) {
       NcclGroupCall group(c_);
@@ -289,27 +284,27 @@ class NcclTransport final : public Transport {
       }
       group.end("posting the transfers of step " + std::to_string(step));
     }
-    check_cuda(cudaEventRecord(landed_[static_cast<size_t>(step)], comm_stream_), "cudaEventRecord");
+    check_cu(cuda_driver().event_record(landed_[static_cast<size_t>(step)], comm_stream_), "cuEventRecord");
   }
 
   void before_compute(int64_t step) override {
     if (step >= 1) {
-      check_cuda(cudaStreamWaitEvent(compute_, landed_[static_cast<size_t>(step - 1)], 0), "cudaStreamWaitEvent");
+      check_cu(cuda_driver().stream_wait_event(compute_, landed_[static_cast<size_t>(step - 1)], 0), "cuStreamWaitEvent");
     }
   }
 
   void after_compute(int64_t step) override {
-    check_cuda(cudaEventRecord(computed_[static_cast<size_t>(step)], compute_), "cudaEventRecord");
+    check_cu(cuda_driver().event_record(computed_[static_cast<size_t>(step)], compute_), "cuEventRecord");
     step_comm_ms_.push_back(0.0);  // asynchronous on the communication stream: not timed per step
     step_wait_ms_.push_back(0.0);
   }
 
   void finish() override {
-    check_cuda(cudaStreamWaitEvent(compute_, landed_.back(), 0), "cudaStreamWaitEvent");
+    check_cu(cuda_driver().stream_wait_event(compute_, landed_.back(), 0), "cuStreamWaitEvent");
     // The buffers are freed when the executor returns: the transfers, and the attention that reads
     // them, must be done. Each completed step counts as progress.
     auto t0 = Clock::now();
-    std::vector<cudaEvent_t> order;
+    std::vector<tasp_cu_event> order;
     for (size_t s = 0; s < landed_.size(); ++s) {
       order.push_back(landed_[s]);
       order.push_back(computed_[s]);
@@ -339,11 +334,11 @@ class NcclTransport final : public Transport {
     // waits for the communication stream, so no later kernel reuses memory a transfer still touches.
     abort_comm(c_);
     if (comm_stream_ != nullptr) {
-      cudaEvent_t drained = nullptr;
-      if (cudaEventCreateWithFlags(&drained, cudaEventDisableTiming) == cudaSuccess) {
-        cudaEventRecord(drained, comm_stream_);
-        cudaStreamWaitEvent(compute_, drained, 0);
-        cudaEventDestroy(drained);
+      tasp_cu_event drained = nullptr;
+      if (cuda_driver().event_create(&drained, TASP_CU_EVENT_DISABLE_TIMING) == TASP_CU_SUCCESS) {
+        cuda_driver().event_record(drained, comm_stream_);
+        cuda_driver().stream_wait_event(compute_, drained, 0);
+        cuda_driver().event_destroy(drained);
       }
     }
   }
@@ -365,30 +360,23 @@ class NcclTransport final : public Transport {
     const int32_t cuda = torch().device_type_cuda();
     Tensor send = empty({2 * words}, f32, cuda, c_.device);  // 8-byte words as pairs of floats
     Tensor recv = empty({2 * words * c_.world}, f32, cuda, c_.device);
-    cudaEvent_t allocated = nullptr;  // the buffers were made on the compute stream
-    check_cuda(cudaEventCreateWithFlags(&allocated, cudaEventDisableTiming), "cudaEventCreate");
-    cudaEventRecord(allocated, compute_);
-    cudaStreamWaitEvent(comm_stream_, allocated, 0);
-    cudaEventDestroy(allocated);
+    CudaEvent allocated;  // the buffers were made on the compute stream
+    allocated.order(compute_, comm_stream_);
     const size_t bytes = static_cast<size_t>(words) * sizeof(int64_t);
-    check_cuda(cudaMemcpyAsync(data_of(send.get()), host.data(), bytes, cudaMemcpyHostToDevice, comm_stream_),
-               "cudaMemcpyAsync");
+    check_cu(cuda_driver().memcpy_htod_async(reinterpret_cast<tasp_cu_deviceptr>(data_of(send.get())), host.data(),
+                                             bytes, comm_stream_),
+             "cuMemcpyHtoDAsync");
     ncclResult_t r = c_.api->all_gather(data_of(send.get()), data_of(recv.get()), bytes, TASP_NCCL_UINT8, c_.comm,
                                         comm_stream_);
     if (r != TASP_NCCL_SUCCESS && r != TASP_NCCL_IN_PROGRESS) check_nccl(*c_.api, r, "ncclAllGather");
     wait_nccl_ready(c_, "exchanging run descriptors");
-    cudaEvent_t gathered_event = nullptr;
-    check_cuda(cudaEventCreateWithFlags(&gathered_event, cudaEventDisableTiming), "cudaEventCreate");
-    cudaEventRecord(gathered_event, comm_stream_);
-    try {
-      wait_events(c_, {gathered_event}, "waiting for every rank's run descriptor");
-    } catch (...) {
-      cudaEventDestroy(gathered_event);
-      throw;
-    }
-    cudaEventDestroy(gathered_event);
+    CudaEvent gathered_event;
+    check_cu(cuda_driver().event_record(gathered_event.get(), comm_stream_), "cuEventRecord");
+    wait_events(c_, {gathered_event.get()}, "waiting for every rank's run descriptor");
     // The stream is idle now, so this copy cannot block on a peer.
-    check_cuda(cudaMemcpy(gathered.data(), data_of(recv.get()), bytes * c_.world, cudaMemcpyDeviceToHost), "cudaMemcpy");
+    check_cu(cuda_driver().memcpy_dtoh(gathered.data(), reinterpret_cast<tasp_cu_deviceptr>(data_of(recv.get())),
+                                       bytes * c_.world),
+             "cuMemcpyDtoH");
     std::vector<RunDescriptor> all;
     for (int r2 = 0; r2 < c_.world; ++r2) all.push_back(decode_descriptor(&gathered[static_cast<size_t>(r2 * words)], c_.world));
     return all;
@@ -413,10 +401,10 @@ class NcclTransport final : public Transport {
   NcclComm& c_;
   const Program* program_ = nullptr;
   std::shared_ptr<const RankBuffers> own_;
-  cudaStream_t compute_ = nullptr;
-  cudaStream_t comm_stream_ = nullptr;
-  cudaEvent_t inputs_ready_ = nullptr;
-  std::vector<cudaEvent_t> computed_, landed_;
+  tasp_cu_stream compute_ = nullptr;
+  tasp_cu_stream comm_stream_ = nullptr;
+  tasp_cu_event inputs_ready_ = nullptr;
+  std::vector<tasp_cu_event> computed_, landed_;
   bool exchange_tried_ = false;
   bool agreement_failed_ = false;
   int64_t bytes_sent_ = 0;
