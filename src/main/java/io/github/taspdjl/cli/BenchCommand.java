@@ -58,6 +58,10 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--repeats", defaultValue = "2", description = "timed runs per strategy (default ${DEFAULT-VALUE})")
     int repeats;
 
+    @Option(names = "--backward", description = "time forward plus backward (the distributed backward replays the"
+            + " forward's transfers); comm is then the backward's")
+    boolean backward;
+
     @Option(names = "--strategies", split = ",", defaultValue = "ring,zigzag,tasp,direct",
             description = "strategies to run (default ${DEFAULT-VALUE})")
     List<String> strategies;
@@ -87,12 +91,11 @@ public final class BenchCommand implements Callable<Integer> {
                 try (SequenceParallelGroup group = SequenceParallelGroup.builder().worldSize(ranks).strategy(s)
                         .emulateLinks(linkGbps).timeout(600_000).build()) {
                     Plan plan = group.plan(causal);
-                    TaspAttention.forward(group, q, k, v, causal, null); // warm-up
+                    run(group, q, k, v); // warm-up
                     double[] sums = new double[4];
                     for (int i = 0; i < repeats; i++) {
                         long t0 = System.nanoTime();
-                        List<NativeGroup.RankStats> stats =
-                                TaspAttention.forward(group, q, k, v, causal, null).stats();
+                        List<NativeGroup.RankStats> stats = run(group, q, k, v);
                         sums[3] += (System.nanoTime() - t0) / 1e6;
                         sums[0] += mean(stats, NativeGroup.RankStats::commMs);
                         sums[1] += mean(stats, NativeGroup.RankStats::computeMs);
@@ -110,14 +113,25 @@ public final class BenchCommand implements Callable<Integer> {
             }
         }
         System.out.println("comm: mean per rank of the time its sends took (copies plus emulated link time);"
-                + " compute: attention and merge; wait: waiting on peers; total: wall time of the forward.");
+                + " compute: attention and merge; wait: waiting on peers; total: wall time of the "
+                + (backward ? "forward plus backward (comm, compute, wait: the backward's)." : "forward."));
         double[] ring = results.getOrDefault(Strategy.RING, results.get(Strategy.ZIGZAG_RING));
         double[] tasp = results.getOrDefault(Strategy.TASP, results.get(Strategy.TASP_CAUSAL));
         if (ring != null && tasp != null) {
-            System.out.printf(Locale.ROOT, "comm ratio tasp/ring = %.3f (ideal 1/%d = %.3f)%n", tasp[0] / ring[0],
-                    ranks - 1, 1.0 / (ranks - 1));
+            System.out.printf(Locale.ROOT, "%scomm ratio tasp/ring = %.3f (ideal 1/%d = %.3f)%n",
+                    backward ? "backward " : "", tasp[0] / ring[0], ranks - 1, 1.0 / (ranks - 1));
         }
         return 0;
+    }
+
+    /** One timed run: the forward, or the forward then the backward (whose stats are returned). */
+    private List<NativeGroup.RankStats> run(SequenceParallelGroup group, NDArray q, NDArray k, NDArray v) {
+        TaspAttention.Result f = TaspAttention.forward(group, q, k, v, causal, null);
+        if (!backward) {
+            return f.stats();
+        }
+        return TaspAttention.backward(group, f.output().onesLike(), q, k, v, f.output(), f.lse(), causal, null)
+                .stats();
     }
 
     private static double mean(List<NativeGroup.RankStats> stats,

@@ -21,6 +21,16 @@ public class BenchCommandTest {
     }
 
     @Test
+    public void backwardReportsTheBackwardCommRatio() {
+        CliRun run = CliRun.of("bench", "--gpus", "3", "--seq", "96", "--heads", "2", "--kv-heads", "1",
+                "--head-dim", "8", "--repeats", "1", "--link-gbps", "5", "--strategies", "ring,tasp", "--backward");
+        String out = run.out();
+        assertEquals(run.exit(), 0, out);
+        assertTrue(out.contains("forward plus backward"), out);
+        assertTrue(out.matches("(?s).*backward comm ratio tasp/ring = [0-9.]+ \\(ideal 1/2 = 0\\.500\\).*"), out);
+    }
+
+    @Test
     public void rejectsASingleRank() {
         assertEquals(CliRun.of("bench", "--gpus", "1").exit(), 2);
     }
