@@ -8,33 +8,41 @@ import io.github.taspdjl.topology.Topology;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
 
 /**
  * Predicts how long a plan takes on a topology. A bottleneck model, per step:
  *
  * <ul>
  *   <li><b>Communication</b>: every transfer loads three resources: its <i>stream</i> (the arc, at
- *       {@code link.gbps * streamEfficiency(kind)}), the sender's <i>egress port</i> and the receiver's
- *       <i>ingress port</i> for that link kind. Ports of shared kinds (NVSWITCH: one set of NVLinks into
- *       the switch; PCIE: one x16 slot; NET: the GPU's rail NIC; HOST_MEMORY) run at the fastest such link
- *       of the device times {@code portEfficiency(kind)}; direct NVLINK and XGMI links are separate wires,
- *       so their stream is their only limit. Comm time = the largest bytes/rate over all resources, plus
- *       the largest latency of the link kinds the step uses. An arc the topology lacks (a ring fallback) is
- *       routed: half the slowest link of the topology, as PCIe.
- *   <li><b>Compute</b>: each rank's attention FLOPs ({@code 4 b h q k d} per FULL block pair, half that on
- *       a CAUSAL diagonal) at the device's attention rate, plus a launch cost per attention call (tasks of
- *       one rank, step, query block, mask and buffer are one call). Step compute = the busiest rank.
+ *       {@code link.gbps * streamEfficiency(kind)}: what one peer-to-peer transfer of the communication
+ *       library reaches), the sender's <i>egress port</i> and the receiver's <i>ingress port</i> for that
+ *       link kind. Ports of shared kinds (NVSWITCH: one set of NVLinks into the switch; PCIE: one x16 slot;
+ *       NET: the GPU's rail NIC; HOST_MEMORY) run at the fastest such link of the device times {@code
+ *       portEfficiency(kind)} (what all peers at once reach); direct NVLINK and XGMI links are separate
+ *       wires, so their stream is their only limit. Comm time = the largest bytes/rate over all resources,
+ *       plus the per-step latency of the link kinds the step uses. An arc the topology lacks (a ring
+ *       fallback) is routed: half the slowest link of the topology, as PCIe.
+ *   <li><b>Compute</b>: per rank, its attention calls (tasks of one rank, step, query block, mask and
+ *       buffer are one fused call). A call of {@code q} query and {@code kv} key tokens costs a launch plus
+ *       {@code 4 b h q kv d} FLOPs (half on a CAUSAL diagonal) at the device's attention rate times two
+ *       small-call efficiencies: {@code kv / (kv + kvOverheadTokens)} (each query tile's fixed work, loading
+ *       Q and writing O, is worth that many key tokens) and wave quantization ({@code tiles / (waves x
+ *       computeUnits)}, tiles = {@code b h ceil(q / queryTileRows)}). Each call's partial result is merged
+ *       into fp32 accumulators: {@code mergeBytesPerElement} bytes of memory traffic per output element at
+ *       the device's memory bandwidth. Step compute = the busiest rank.
  *   <li><b>Overlap</b>: a step's transfers run during its compute (which works on the previous step's
  *       chunks): step time = max(comm, compute) + a fixed per-step synchronisation cost.
+ *   <li><b>Reference harness</b> ({@link Parameters#referenceHarness()}): the paper's Python harness
+ *       synchronizes the host with the communication stream every step and concatenates the received
+ *       chunks before one attention call; step time = max(comm + hostSyncSeconds, compute + copy of the
+ *       concatenated keys and values).
  * </ul>
  *
- * Every default is in {@link Parameters#defaults()}, with its source, and in docs/PLANS.md.
+ * Every default is in {@link Parameters#defaults()}, with its source in docs/PERFORMANCE.md.
  */
 public final class CostModel {
 
@@ -43,70 +51,122 @@ public final class CostModel {
      *
      * @param streamEfficiency fraction of a link's {@code gbps} that one peer-to-peer stream reaches
      * @param portEfficiency fraction of a shared port's bandwidth reachable with all peers at once
-     * @param latencySeconds time to start a transfer over this kind
+     * @param latencySeconds fixed time of a step's transfers over this kind (launch, handshake)
      */
     public record LinkParams(double streamEfficiency, double portEfficiency, double latencySeconds) {}
+
+    /**
+     * Per device figures.
+     *
+     * @param attentionFlops attention FLOP/s of a large call (forward, bf16)
+     * @param computeUnits streaming multiprocessors (NVIDIA) or compute units (AMD): tiles run in waves of this many
+     * @param memoryBytesPerSecond memory bandwidth a streaming kernel reaches (not the data sheet's peak)
+     */
+    public record DeviceParams(double attentionFlops, int computeUnits, double memoryBytesPerSecond) {
+
+        public DeviceParams {
+            if (!(attentionFlops > 0) || computeUnits < 1 || !(memoryBytesPerSecond > 0)) {
+                throw new IllegalArgumentException("device figures must be positive: " + attentionFlops + " FLOP/s, "
+                        + computeUnits + " units, " + memoryBytesPerSecond + " B/s");
+            }
+        }
+
+        DeviceParams withFlops(double flops) {
+            return new DeviceParams(flops, computeUnits, memoryBytesPerSecond);
+        }
+    }
 
     /**
      * All model parameters.
      *
      * @param links per link kind figures
-     * @param attentionFlops attention FLOP/s per GPU generation (forward, bf16)
-     * @param cpuAttentionFlops attention FLOP/s of a virtual CPU rank
-     * @param attentionCallSeconds launch cost of one attention call
+     * @param devices per GPU generation figures
+     * @param cpu figures of a virtual CPU rank
+     * @param attentionCallSeconds launch cost of one attention call (and of one merge)
      * @param stepSeconds fixed synchronisation cost per step (events between streams, group start/end)
+     * @param kvOverheadTokens fixed work of one query tile, in key tokens (small-call efficiency)
+     * @param queryTileRows query rows per tile of the attention kernel
+     * @param mergeBytesPerElement memory traffic of merging one output element into the fp32 accumulators
+     * @param hostSyncSeconds 0 for this project's executor; otherwise the reference harness's host
+     *     synchronization per step, which also turns on its concatenation of received chunks
      */
-    public record Parameters(Map<LinkKind, LinkParams> links, Map<GpuGeneration, Double> attentionFlops,
-            double cpuAttentionFlops, double attentionCallSeconds, double stepSeconds) {
+    public record Parameters(Map<LinkKind, LinkParams> links, Map<GpuGeneration, DeviceParams> devices, DeviceParams cpu,
+            double attentionCallSeconds, double stepSeconds, double kvOverheadTokens, int queryTileRows,
+            double mergeBytesPerElement, double hostSyncSeconds) {
 
         public Parameters {
             links = Map.copyOf(links);
-            attentionFlops = Map.copyOf(attentionFlops);
+            devices = Map.copyOf(devices);
             for (LinkKind k : LinkKind.values()) {
                 if (!links.containsKey(k)) {
                     throw new IllegalArgumentException("no link parameters for " + k);
                 }
             }
             for (GpuGeneration g : GpuGeneration.values()) {
-                if (!(attentionFlops.getOrDefault(g, 0.0) > 0)) {
-                    throw new IllegalArgumentException("no positive attention rate for " + g);
+                if (!devices.containsKey(g)) {
+                    throw new IllegalArgumentException("no device parameters for " + g);
                 }
+            }
+            if (attentionCallSeconds < 0 || stepSeconds < 0 || kvOverheadTokens < 0 || queryTileRows < 1
+                    || mergeBytesPerElement < 0 || hostSyncSeconds < 0) {
+                throw new IllegalArgumentException("cost model figures must not be negative");
             }
         }
 
-        /** The defaults; docs/PLANS.md gives the source of each. */
+        /** Host synchronization of the paper's reference harness per step (see {@link #referenceHarness()}). */
+        public static final double HARNESS_HOST_SYNC_SECONDS = 25e-6;
+
+        /** The defaults; docs/PERFORMANCE.md gives the source of each. */
         public static Parameters defaults() {
             Map<LinkKind, LinkParams> l = new EnumMap<>(LinkKind.class);
-            l.put(LinkKind.NVSWITCH, new LinkParams(0.70, 0.90, 3e-6));
-            l.put(LinkKind.NVLINK, new LinkParams(0.85, 1.0, 3e-6));
-            l.put(LinkKind.XGMI, new LinkParams(0.80, 1.0, 4e-6));
-            l.put(LinkKind.PCIE, new LinkParams(0.80, 1.0, 5e-6));
-            l.put(LinkKind.NET, new LinkParams(0.90, 0.95, 10e-6));
+            l.put(LinkKind.NVSWITCH, new LinkParams(0.40, 0.80, 10e-6));
+            l.put(LinkKind.NVLINK, new LinkParams(0.85, 1.0, 10e-6));
+            l.put(LinkKind.XGMI, new LinkParams(0.75, 1.0, 10e-6));
+            l.put(LinkKind.PCIE, new LinkParams(0.80, 1.0, 10e-6));
+            l.put(LinkKind.NET, new LinkParams(0.90, 0.95, 15e-6));
             l.put(LinkKind.HOST_MEMORY, new LinkParams(1.0, 1.0, 1e-6));
-            Map<GpuGeneration, Double> f = new EnumMap<>(GpuGeneration.class);
-            f.put(GpuGeneration.P100, 15e12);
-            f.put(GpuGeneration.V100, 60e12);
-            f.put(GpuGeneration.A100, 190e12);
-            f.put(GpuGeneration.H100, 350e12);
-            f.put(GpuGeneration.H200, 350e12);
-            f.put(GpuGeneration.B200, 700e12);
-            f.put(GpuGeneration.MI300X, 400e12);
-            f.put(GpuGeneration.UNKNOWN, 100e12);
-            return new Parameters(l, f, 0.1e12, 5e-6, 10e-6);
+            Map<GpuGeneration, DeviceParams> d = new EnumMap<>(GpuGeneration.class);
+            d.put(GpuGeneration.P100, new DeviceParams(15e12, 56, 0.65e12));
+            d.put(GpuGeneration.V100, new DeviceParams(60e12, 80, 0.8e12));
+            d.put(GpuGeneration.A100, new DeviceParams(190e12, 108, 1.8e12));
+            d.put(GpuGeneration.H100, new DeviceParams(350e12, 132, 3.0e12));
+            d.put(GpuGeneration.H200, new DeviceParams(350e12, 132, 4.3e12));
+            d.put(GpuGeneration.B200, new DeviceParams(700e12, 148, 7.2e12));
+            d.put(GpuGeneration.MI300X, new DeviceParams(400e12, 304, 4.3e12));
+            d.put(GpuGeneration.UNKNOWN, new DeviceParams(100e12, 100, 1.0e12));
+            return new Parameters(l, d, new DeviceParams(0.1e12, 1, 10e9), 5e-6, 10e-6, 64, 128, 10, 0);
+        }
+
+        /**
+         * These figures as the paper's reference harness runs (HamiltonAttention's profiling forward): the
+         * host waits for every step's transfers before it posts the next ones
+         * ({@value #HARNESS_HOST_SYNC_SECONDS} s each), and the received chunks are concatenated before one
+         * attention call.
+         */
+        public Parameters referenceHarness() {
+            return new Parameters(links, devices, cpu, attentionCallSeconds, 0, kvOverheadTokens, queryTileRows,
+                    mergeBytesPerElement, HARNESS_HOST_SYNC_SECONDS);
+        }
+
+        /** Whether these are the reference harness's figures. */
+        public boolean harness() {
+            return hostSyncSeconds > 0;
         }
 
         /** A copy with another attention rate for one generation (for "what if compute were faster"). */
         public Parameters withAttentionFlops(GpuGeneration g, double flops) {
-            Map<GpuGeneration, Double> f = new EnumMap<>(attentionFlops);
-            f.put(g, flops);
-            return new Parameters(links, f, cpuAttentionFlops, attentionCallSeconds, stepSeconds);
+            Map<GpuGeneration, DeviceParams> m = new EnumMap<>(devices);
+            m.put(g, devices.get(g).withFlops(flops));
+            return new Parameters(links, m, cpu, attentionCallSeconds, stepSeconds, kvOverheadTokens, queryTileRows,
+                    mergeBytesPerElement, hostSyncSeconds);
         }
 
         /** A copy with other figures for one link kind. */
         public Parameters withLink(LinkKind kind, LinkParams p) {
             Map<LinkKind, LinkParams> m = new EnumMap<>(links);
             m.put(kind, p);
-            return new Parameters(m, attentionFlops, cpuAttentionFlops, attentionCallSeconds, stepSeconds);
+            return new Parameters(m, devices, cpu, attentionCallSeconds, stepSeconds, kvOverheadTokens, queryTileRows,
+                    mergeBytesPerElement, hostSyncSeconds);
         }
     }
 
@@ -152,7 +212,7 @@ public final class CostModel {
 
     private final Topology topology;
     private final Parameters params;
-    private final double[] flops;
+    private final DeviceParams[] device;
     private final double routedGbps;
     /** ports[device][kind][0 = out, 1 = in]: fastest link of that kind at the device, GB/s. */
     private final double[][][] ports;
@@ -160,10 +220,10 @@ public final class CostModel {
     public CostModel(Topology topology, Parameters params) {
         this.topology = Objects.requireNonNull(topology, "topology");
         this.params = Objects.requireNonNull(params, "params");
-        this.flops = new double[topology.deviceCount()];
+        this.device = new DeviceParams[topology.deviceCount()];
         for (Device d : topology.devices()) {
-            flops[d.index()] = "cpu".equalsIgnoreCase(d.name()) ? params.cpuAttentionFlops()
-                    : params.attentionFlops().get(GpuGeneration.fromName(d.name()));
+            device[d.index()] = "cpu".equalsIgnoreCase(d.name()) ? params.cpu()
+                    : params.devices().get(GpuGeneration.fromName(d.name()));
         }
         this.ports = new double[topology.deviceCount()][LinkKind.values().length][2];
         for (Link l : topology.links()) {
@@ -206,7 +266,8 @@ public final class CostModel {
         for (Step step : plan.steps()) {
             double comm = comm(step, chunkBytes);
             double compute = compute(step, layout, blockTokens, problem);
-            double seconds = Math.max(comm, compute) + params.stepSeconds();
+            double seconds = params.harness() ? Math.max(comm + (step.transfers().isEmpty() ? 0 : params.hostSyncSeconds()), compute)
+                    : Math.max(comm, compute) + params.stepSeconds();
             out.add(new StepCost(step.index(), comm, compute, seconds));
             total += seconds;
         }
@@ -255,16 +316,23 @@ public final class CostModel {
 
     private double compute(Step step, SequenceLayout layout, double blockTokens, ProblemSize p) {
         double[] work = new double[topology.deviceCount()];
-        Set<String> calls = new HashSet<>();
+        // one fused call per (rank, query block, mask, buffer): its key tokens and whether it is causal
+        Map<List<Integer>, double[]> calls = new HashMap<>();
         for (AttentionTask task : step.compute()) {
             double kvTokens = task.chunk().isWhole() ? blockTokens : blockTokens / layout.chunksPerRank();
-            double f = 4.0 * p.batch() * p.heads() * blockTokens * kvTokens * p.headDim();
-            if (task.mask() == Mask.CAUSAL) {
-                f *= 0.5;
-            }
-            work[task.rank()] += f / flops[task.rank()];
-            if (calls.add(task.rank() + " " + task.queryBlock() + " " + task.mask() + " " + task.slot().buffer())) {
-                work[task.rank()] += params.attentionCallSeconds();
+            List<Integer> key = List.of(task.rank(), task.queryBlock(), task.mask().ordinal(), task.slot().buffer());
+            double[] call = calls.computeIfAbsent(key, k -> new double[3]);
+            call[0] += kvTokens;
+            call[1] = task.mask() == Mask.CAUSAL ? 1 : 0;
+            call[2]++;
+        }
+        for (Map.Entry<List<Integer>, double[]> e : calls.entrySet()) {
+            int rank = e.getKey().get(0);
+            double[] call = e.getValue();
+            work[rank] += callSeconds(device[rank], p, blockTokens, call[0], call[1] > 0);
+            if (params.harness() && call[2] > 1) {
+                // the harness concatenates the received keys and values first: read and write each once
+                work[rank] += 2 * call[0] * p.kvBytesPerToken() / device[rank].memoryBytesPerSecond();
             }
         }
         double worst = 0;
@@ -272,6 +340,22 @@ public final class CostModel {
             worst = Math.max(worst, w);
         }
         return worst;
+    }
+
+    /**
+     * One attention call of {@code q} query and {@code kv} key tokens and the merge of its partial result:
+     * launches, FLOPs at the device's rate times the two small-call efficiencies, and the merge's memory
+     * traffic.
+     */
+    double callSeconds(DeviceParams d, ProblemSize p, double q, double kv, boolean causal) {
+        double flops = 4.0 * p.batch() * p.heads() * q * kv * p.headDim() * (causal ? 0.5 : 1.0);
+        double kvEfficiency = kv / (kv + params.kvOverheadTokens());
+        double tiles = (double) p.batch() * p.heads() * Math.ceil(q / params.queryTileRows());
+        double waves = Math.ceil(tiles / d.computeUnits());
+        double waveEfficiency = tiles / (waves * d.computeUnits());
+        double attention = flops / (d.attentionFlops() * kvEfficiency * waveEfficiency);
+        double merge = params.mergeBytesPerElement() * p.batch() * p.heads() * q * p.headDim() / d.memoryBytesPerSecond();
+        return 2 * params.attentionCallSeconds() + attention + merge;
     }
 
     /** One line summary of a prediction, for logs and the CLI. */

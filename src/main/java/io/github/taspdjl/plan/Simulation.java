@@ -47,6 +47,16 @@ public final class Simulation {
         return causal;
     }
 
+    /** The cost model's parameters. */
+    public CostModel.Parameters parameters() {
+        return model.parameters();
+    }
+
+    /** The strategy the speedups are over: the ring, or the zigzag ring for causal masks. */
+    public Strategy baseline() {
+        return plans.get(0).strategy();
+    }
+
     /** Shortest sequence every candidate plan can cut (one token per piece). */
     public long minimumLength() {
         return plans.stream().mapToLong(p -> p.layout().minimumLength()).max().orElse(1);

@@ -92,6 +92,45 @@ public class PlanAndSimulateCommandTest {
         Result r = run(new SimulateCommand(), "--preset", "mi300x-xgmi-8", "--seq", "65536", "--causal", "--chart", svg.toString());
         assertEquals(r.code(), 0, r.err());
         String text = Files.readString(svg, StandardCharsets.UTF_8);
-        assertTrue(text.startsWith("<svg") && text.contains("tasp-causal") && text.contains("speedup over ring"), text);
+        assertTrue(text.startsWith("<svg") && text.contains("tasp-causal") && text.contains("speedup over zigzag"), text);
+        // tasp-causal and direct predict the same time on a complete graph: the legend says so, and the two
+        // lines differ in width and dash pattern so neither hides the other
+        assertTrue(text.contains("direct (same as tasp-causal)"), text);
+        assertTrue(text.contains("stroke-dasharray=\"9 5\""), "the second series is dashed");
+    }
+
+    @Test
+    public void chartLegendNamesOnlyCurvesThatCoincide() {
+        java.util.Map<String, double[]> curves = new java.util.LinkedHashMap<>();
+        curves.put("tasp", new double[] {3.0, 2.0, 1.0});
+        curves.put("direct", new double[] {3.0, 2.005, 1.0});
+        curves.put("tasp-hier", new double[] {2.0, 2.0, 1.0});
+        assertEquals(SpeedupChart.legend(curves), java.util.List.of("tasp", "direct (same as tasp)", "tasp-hier"));
+    }
+
+    @Test
+    public void simulateSaysWhenAProblemIsComputeBoundAndNamesTheBaseline() {
+        Result bound = run(new SimulateCommand(), "--preset", "h100-nvswitch-8", "--seq", "1048576", "--causal");
+        assertEquals(bound.code(), 0, bound.err());
+        assertTrue(bound.out().contains("vs zigzag"), bound.out());
+        assertTrue(bound.out().contains("compute-bound: a zigzag step's transfers"), bound.out());
+        Result transfer = run(new SimulateCommand(), "--preset", "mi300x-xgmi-8", "--seq", "16384");
+        assertEquals(transfer.code(), 0, transfer.err());
+        assertTrue(transfer.out().contains("vs ring") && transfer.out().contains("transfer-bound: a ring step"), transfer.out());
+        Result missing = run(new SimulateCommand(), "--preset", "mi300x-xgmi-8");
+        assertEquals(missing.code(), 2);
+        assertTrue(missing.err().contains("--seq"), missing.err());
+    }
+
+    @Test
+    public void paperGridPrintsAverageAndMaximumNextToThePapersFigures() {
+        Result r = run(new SimulateCommand(), "--paper-grid");
+        assertEquals(r.code(), 0, r.err());
+        assertTrue(r.out().contains("reference grid: 444 problems"), r.out());
+        assertTrue(r.out().matches("(?s).*mi300x-xgmi-8: average \\d+\\.\\d\\dx \\(paper 1\\.57x\\), maximum \\d+\\.\\d\\dx \\(paper 3\\.58x\\).*"),
+                r.out());
+        assertTrue(r.out().matches("(?s).*h100-nvswitch-8: average \\d+\\.\\d\\dx \\(paper 1\\.05x\\), maximum \\d+\\.\\d\\dx \\(paper 2\\.31x\\).*"),
+                r.out());
+        assertTrue(r.out().contains("pcie-8: average") && !r.out().contains("h100-2node"), r.out());
     }
 }
