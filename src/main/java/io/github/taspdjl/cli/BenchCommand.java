@@ -9,10 +9,11 @@ import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.plan.Plan;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
-import java.util.LinkedHashMap;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -20,20 +21,27 @@ import picocli.CommandLine.Option;
 /**
  * {@code tasp bench}: runs the distributed forward on virtual ranks in this process over an emulated
  * all-to-all fabric (every link limited to the same rate, transfers on different links in
- * parallel) and reports, per strategy, the measured communication time, compute time and total,
- * and last the ratio of TASP's communication time to the ring's, measured in the same run.
+ * parallel) and reports, per strategy, the median and spread over several repetitions of the measured
+ * communication time, compute time and total, then which of ring and TASP was faster and whether the
+ * spreads leave that in doubt.
  *
- * <p>The default link rate is low (0.02 GB/s) on purpose: on a 2-core machine the copies of eight
+ * <p>Repetitions are interleaved (ring, zigzag, tasp, direct, ring, ...) so that a change in the machine's
+ * load during the run falls on every strategy alike; each strategy has its own group, warmed up once
+ * before the timed runs. Progress with an estimate of the time left goes to standard error.
+ *
+ * <p>The default link rate is low (0.01 GB/s) on purpose: on a 2-core machine the copies of eight
  * virtual ranks compete with their attention for the same cores, and the emulated link time has to
  * dominate that CPU cost for the measurement to show the fabric rather than the scheduler.
  */
-@Command(name = "bench", description = "Measure ring, zigzag and TASP on virtual ranks over an emulated fabric.")
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Measure ring, zigzag, TASP and direct on virtual ranks over an emulated fabric: medians and spreads of"
+                + " several interleaved repetitions.")
 public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--gpus", defaultValue = "8", description = "ranks (virtual, in process) (default ${DEFAULT-VALUE})")
     int ranks;
 
-    @Option(names = "--seq", defaultValue = "8192", description = "sequence length (default ${DEFAULT-VALUE})")
+    @Option(names = "--seq", defaultValue = "4096", description = "sequence length (default ${DEFAULT-VALUE})")
     long seq;
 
     @Option(names = "--heads", defaultValue = "8", description = "query heads (default ${DEFAULT-VALUE})")
@@ -51,20 +59,37 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--causal", description = "causal mask (zigzag layouts)")
     boolean causal;
 
-    @Option(names = "--link-gbps", defaultValue = "0.02",
+    @Option(names = "--link-gbps", defaultValue = "0.01",
             description = "emulated rate of every link, GB/s per direction (default ${DEFAULT-VALUE})")
     double linkGbps;
 
-    @Option(names = "--repeats", defaultValue = "2", description = "timed runs per strategy (default ${DEFAULT-VALUE})")
+    @Option(names = "--repeats", defaultValue = "5",
+            description = "timed runs per strategy, interleaved; the median and spread are reported (default ${DEFAULT-VALUE})")
     int repeats;
 
     @Option(names = "--backward", description = "time forward plus backward (the distributed backward replays the"
-            + " forward's transfers); comm is then the backward's")
+            + " forward's transfers); comm, compute and wait are then the backward's")
     boolean backward;
 
     @Option(names = "--strategies", split = ",", defaultValue = "ring,zigzag,tasp,direct",
             description = "strategies to run (default ${DEFAULT-VALUE})")
     List<String> strategies;
+
+    /** What one strategy measured, one entry per timed repetition. */
+    static final class Series {
+        final Strategy requested;
+        SequenceParallelGroup group;
+        Plan plan;
+        final List<double[]> runs = new ArrayList<>(); // {comm, compute, wait, total} ms
+
+        Series(Strategy requested) {
+            this.requested = requested;
+        }
+
+        double[] column(int i) {
+            return runs.stream().mapToDouble(r -> r[i]).toArray();
+        }
+    }
 
     @Override
     public Integer call() {
@@ -74,68 +99,150 @@ public final class BenchCommand implements Callable<Integer> {
         if (repeats < 1) {
             throw new IllegalArgumentException("--repeats must be at least 1, got " + repeats);
         }
+        List<Series> series = new ArrayList<>();
+        for (String name : strategies) {
+            series.add(new Series(Strategy.fromName(name)));
+        }
+        PrintStream out = System.out;
         Engine engine = Engine.getEngine("PyTorch");
         engine.setRandomSeed(1);
-        System.out.printf(Locale.ROOT, "%d virtual ranks in process, emulated all-to-all fabric at %.2f GB/s per link"
-                + " and direction; q (%d, %d, %d, %d), k/v %d heads, float32, %s%n", ranks, linkGbps, batch, heads,
-                seq, headDim, kvHeads, causal ? "causal" : "full mask");
-        System.out.printf(Locale.ROOT, "%-12s %7s %7s %12s %12s %12s %12s%n", "strategy", "cycles", "steps",
-                "comm ms", "compute ms", "wait ms", "total ms");
-        Map<Strategy, double[]> results = new LinkedHashMap<>();
+        out.printf(Locale.ROOT, "%d virtual ranks in process, emulated all-to-all fabric at %.2f GB/s per link"
+                + " and direction; q (%d, %d, %d, %d), k/v %d heads, float32, %s; %d interleaved repetitions%n", ranks,
+                linkGbps, batch, heads, seq, headDim, kvHeads, causal ? "causal" : "full mask", repeats);
+        Progress progress = new Progress(System.err, series.size() * (repeats + 1));
         try (NDManager m = NDManager.newBaseManager("PyTorch")) {
             NDArray q = m.randomNormal(new Shape(batch, heads, seq, headDim));
             NDArray k = m.randomNormal(new Shape(batch, kvHeads, seq, headDim));
             NDArray v = m.randomNormal(new Shape(batch, kvHeads, seq, headDim));
-            for (String name : strategies) {
-                Strategy s = Strategy.fromName(name);
-                try (SequenceParallelGroup group = SequenceParallelGroup.builder().worldSize(ranks).strategy(s)
-                        .emulateLinks(linkGbps).timeout(600_000).build()) {
-                    Plan plan = group.plan(causal);
-                    run(group, q, k, v); // warm-up
-                    double[] sums = new double[4];
-                    for (int i = 0; i < repeats; i++) {
-                        long t0 = System.nanoTime();
-                        List<NativeGroup.RankStats> stats = run(group, q, k, v);
-                        sums[3] += (System.nanoTime() - t0) / 1e6;
-                        sums[0] += mean(stats, NativeGroup.RankStats::commMs);
-                        sums[1] += mean(stats, NativeGroup.RankStats::computeMs);
-                        sums[2] += mean(stats, NativeGroup.RankStats::waitMs);
-                    }
-                    double[] avg = new double[4];
-                    for (int i = 0; i < 4; i++) {
-                        avg[i] = sums[i] / repeats;
-                    }
-                    results.put(plan.strategy(), avg);
-                    System.out.printf(Locale.ROOT, "%-12s %7d %7d %12.2f %12.2f %12.2f %12.2f%n",
-                            plan.strategy().cliName(), plan.cycles().size(), plan.steps().size(), avg[0], avg[1],
-                            avg[2], avg[3]);
+            for (Series s : series) {
+                s.group = SequenceParallelGroup.builder().worldSize(ranks).strategy(s.requested).emulateLinks(linkGbps)
+                        .timeout(600_000).build();
+                s.plan = s.group.plan(causal);
+                progress.start(s.plan.strategy().cliName() + " warm-up");
+                TaspAttention.forward(s.group, q, k, v, causal, null);
+                progress.done();
+            }
+            for (int r = 0; r < repeats; r++) {
+                for (Series s : series) {
+                    progress.start(s.plan.strategy().cliName() + " " + (r + 1) + "/" + repeats);
+                    long t0 = System.nanoTime();
+                    List<NativeGroup.RankStats> stats = TaspAttention.forward(s.group, q, k, v, causal, null).stats();
+                    double total = (System.nanoTime() - t0) / 1e6;
+                    s.runs.add(new double[] {mean(stats, NativeGroup.RankStats::commMs), mean(stats, NativeGroup.RankStats::computeMs),
+                        mean(stats, NativeGroup.RankStats::waitMs), total});
+                    progress.done();
                 }
             }
+        } finally {
+            for (Series s : series) {
+                if (s.group != null) {
+                    s.group.close();
+                }
+            }
+            progress.finish();
         }
-        System.out.println("comm: mean per rank of the time its sends took (copies plus emulated link time);"
-                + " compute: attention and merge; wait: waiting on peers; total: wall time of the "
+        out.printf(Locale.ROOT, "%-10s %6s %5s %21s %21s %21s %21s%n", "strategy", "cycles", "steps", "comm ms", "compute ms",
+                "wait ms", "total ms");
+        for (Series s : series) {
+            out.printf(Locale.ROOT, "%-10s %6d %5d %21s %21s %21s %21s%n", s.plan.strategy().cliName(), s.plan.cycles().size(),
+                    s.plan.steps().size(), cell(s.column(0)), cell(s.column(1)), cell(s.column(2)), cell(s.column(3)));
+        }
+        out.println("each cell: median [min-max] over the repetitions. comm: mean per rank of the time its sends took (copies"
+                + " plus emulated link time); compute: attention and merge; wait: waiting on peers; total: wall time of the "
                 + (backward ? "forward plus backward (comm, compute, wait: the backward's)." : "forward."));
-        double[] ring = results.getOrDefault(Strategy.RING, results.get(Strategy.ZIGZAG_RING));
-        double[] tasp = results.getOrDefault(Strategy.TASP, results.get(Strategy.TASP_CAUSAL));
+        Series ring = find(series, Strategy.RING, Strategy.ZIGZAG_RING);
+        Series tasp = find(series, Strategy.TASP, Strategy.TASP_CAUSAL);
         if (ring != null && tasp != null) {
-            System.out.printf(Locale.ROOT, "%scomm ratio tasp/ring = %.3f (ideal 1/%d = %.3f)%n",
-                    backward ? "backward " : "", tasp[0] / ring[0], ranks - 1, 1.0 / (ranks - 1));
+            out.printf(Locale.ROOT, "%scomm ratio tasp/ring = %.3f (medians; ideal 1/%d = %.3f)%n", backward ? "backward " : "",
+                    median(tasp.column(0)) / median(ring.column(0)), ranks - 1, 1.0 / (ranks - 1));
+            out.println(verdict(ring.plan.strategy().cliName(), ring.column(3), tasp.plan.strategy().cliName(), tasp.column(3)));
         }
         return 0;
     }
 
-    /** One timed run: the forward, or the forward then the backward (whose stats are returned). */
-    private List<NativeGroup.RankStats> run(SequenceParallelGroup group, NDArray q, NDArray k, NDArray v) {
-        TaspAttention.Result f = TaspAttention.forward(group, q, k, v, causal, null);
-        if (!backward) {
-            return f.stats();
+    /**
+     * Which of two strategies was faster by median total time, and whether their ranges overlap (then the
+     * order may change from one run of the bench to the next).
+     */
+    static String verdict(String aName, double[] a, String bName, double[] b) {
+        double ma = median(a);
+        double mb = median(b);
+        boolean aFaster = ma < mb;
+        String faster = aFaster ? aName : bName;
+        String slower = aFaster ? bName : aName;
+        double[] f = aFaster ? a : b;
+        double[] s = aFaster ? b : a;
+        boolean separate = max(f) < min(s);
+        return String.format(Locale.ROOT, "faster: %s (median total %.1f ms against %s's %.1f ms, %.2fx)%s", faster,
+                Math.min(ma, mb), slower, Math.max(ma, mb), Math.max(ma, mb) / Math.min(ma, mb),
+                separate ? "; every repetition of " + faster + " beat every repetition of " + slower
+                        : "; the ranges overlap, so another run may order them differently");
+    }
+
+    private static Series find(List<Series> series, Strategy... any) {
+        for (Series s : series) {
+            for (Strategy st : any) {
+                if (s.plan.strategy() == st) {
+                    return s;
+                }
+            }
         }
-        return TaspAttention.backward(group, f.output().onesLike(), q, k, v, f.output(), f.lse(), causal, null)
-                .stats();
+        return null;
+    }
+
+    static String cell(double[] values) {
+        return String.format(Locale.ROOT, "%.1f [%.1f-%.1f]", median(values), min(values), max(values));
+    }
+
+    static double median(double[] values) {
+        double[] v = values.clone();
+        Arrays.sort(v);
+        int n = v.length;
+        return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    }
+
+    private static double min(double[] v) {
+        return Arrays.stream(v).min().orElse(Double.NaN);
+    }
+
+    private static double max(double[] v) {
+        return Arrays.stream(v).max().orElse(Double.NaN);
     }
 
     private static double mean(List<NativeGroup.RankStats> stats,
             java.util.function.ToDoubleFunction<NativeGroup.RankStats> f) {
         return stats.stream().mapToDouble(f).average().orElse(0);
+    }
+
+    /**
+     * One progress line, rewritten in place: runs done, what runs now, and the time left estimated from the
+     * mean time of the runs so far.
+     */
+    static final class Progress {
+        private final PrintStream err;
+        private final int total;
+        private final long started = System.nanoTime();
+        private int done;
+
+        Progress(PrintStream err, int total) {
+            this.err = err;
+            this.total = total;
+        }
+
+        void start(String what) {
+            String left = done == 0 ? "estimating time left"
+                    : String.format(Locale.ROOT, "about %.0f s left", (System.nanoTime() - started) / 1e9 / done * (total - done));
+            err.printf(Locale.ROOT, "\rbench: run %d of %d (%s), %s   ", done + 1, total, what, left);
+            err.flush();
+        }
+
+        void done() {
+            done++;
+        }
+
+        void finish() {
+            err.printf(Locale.ROOT, "\rbench: %d runs in %.1f s%-40s%n", done, (System.nanoTime() - started) / 1e9, "");
+            err.flush();
+        }
     }
 }

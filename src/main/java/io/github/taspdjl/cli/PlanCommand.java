@@ -58,6 +58,10 @@ public final class PlanCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the plan as JSON.")
     boolean json;
 
+    @Option(names = "--summary", description = "Print only the plan's shape, its size, how long building and validating"
+            + " took, and the validator's verdict (for large world sizes).")
+    boolean summary;
+
     @Option(names = "--programs", paramLabel = "FILE",
             description = "Also write each rank's lowered program for --seq tokens (what the native executor runs) "
                     + "as JSON, for harnesses without Java (gpu/check_attention.py).")
@@ -71,17 +75,34 @@ public final class PlanCommand implements Callable<Integer> {
             Topology topology = topology();
             Strategy s = Strategy.fromName(strategy);
             ProblemSize problem = Planner.DEFAULT_PROBLEM.withSeqLen(seq);
+            long t0 = System.nanoTime();
             Plan plan = Planner.plan(topology, s, causal, problem);
+            long t1 = System.nanoTime();
+            PlanValidator.Verdict verdict = PlanValidator.validate(plan);
+            long t2 = System.nanoTime();
             if (json) {
                 out.println(PlanJson.toJson(plan));
+            } else if (summary) {
+                long transfers = plan.steps().stream().mapToLong(st -> st.transfers().size()).sum();
+                long tasks = plan.steps().stream().mapToLong(st -> st.compute().size()).sum();
+                out.printf("plan: %s, %d rank(s), %s mask, layout %s%n", plan.strategy().cliName(), plan.worldSize(),
+                        plan.causal() ? "causal" : "full", plan.layout());
+                for (String note : plan.notes()) {
+                    out.printf("note: %s%n", note);
+                }
+                out.printf(java.util.Locale.ROOT, "cycles: %d, steps: %d, transfers: %,d, attention tasks: %,d%n",
+                        plan.cycles().size(), plan.steps().size(), transfers, tasks);
+                out.printf(java.util.Locale.ROOT, "built and validated in %.2f s (the planner validates too), validated again in %.2f s%n",
+                        (t1 - t0) / 1e9, (t2 - t1) / 1e9);
+                out.printf("validator: %s%n", verdict);
             } else {
-                print(out, topology, plan);
+                print(out, topology, plan, verdict);
             }
             if (programs != null) {
                 writePrograms(plan);
             }
             out.flush();
-            return PlanValidator.validate(plan).valid() ? 0 : 1;
+            return verdict.valid() ? 0 : 1;
         } catch (IllegalArgumentException | IllegalStateException e) {
             err.println("tasp plan: " + e.getMessage());
             err.flush();
@@ -146,7 +167,7 @@ public final class PlanCommand implements Callable<Integer> {
         return nodes == 1 ? node : Topology.cluster(node, nodes, NIC_GBPS);
     }
 
-    static void print(PrintWriter out, Topology topology, Plan plan) {
+    static void print(PrintWriter out, Topology topology, Plan plan, PlanValidator.Verdict verdict) {
         out.printf("plan: %s, %d rank(s), %s mask, layout %s%n", plan.strategy().cliName(), plan.worldSize(),
                 plan.causal() ? "causal" : "full", plan.layout());
         out.printf("topology: %s%n", topology);
@@ -167,27 +188,30 @@ public final class PlanCommand implements Callable<Integer> {
         for (Step step : plan.steps()) {
             out.printf("step %d: %d transfer(s), %d attention task(s)%n", step.index(), step.transfers().size(),
                     step.compute().size());
+            // one pass over the step's transfers and tasks, filed by rank (not one pass per rank)
+            List<List<String>> sends = perRank(plan.worldSize());
+            List<List<String>> recvs = perRank(plan.worldSize());
+            List<List<String>> tasks = perRank(plan.worldSize());
+            for (Transfer t : step.transfers()) {
+                sends.get(t.src()).add("->" + t.dst() + " " + t.chunk() + " " + t.sendSlot());
+                recvs.get(t.dst()).add("<-" + t.src() + " " + t.chunk() + " " + t.recvSlot());
+            }
+            for (AttentionTask a : step.compute()) {
+                tasks.get(a.rank()).add("q" + a.queryBlock() + "*k" + a.kvBlock() + a.chunk() + (a.mask() == Mask.CAUSAL ? "c" : ""));
+            }
             for (int r = 0; r < plan.worldSize(); r++) {
-                List<String> sends = new ArrayList<>();
-                List<String> recvs = new ArrayList<>();
-                List<String> tasks = new ArrayList<>();
-                for (Transfer t : step.transfers()) {
-                    if (t.src() == r) {
-                        sends.add("->" + t.dst() + " " + t.chunk() + " " + t.sendSlot());
-                    }
-                    if (t.dst() == r) {
-                        recvs.add("<-" + t.src() + " " + t.chunk() + " " + t.recvSlot());
-                    }
-                }
-                for (AttentionTask a : step.compute()) {
-                    if (a.rank() == r) {
-                        tasks.add("q" + a.queryBlock() + "*k" + a.kvBlock() + a.chunk() + (a.mask() == Mask.CAUSAL ? "c" : ""));
-                    }
-                }
-                out.printf("  r%-3d send [%s] recv [%s] attn [%s]%n", r, String.join(", ", sends), String.join(", ", recvs),
-                        String.join(" ", tasks));
+                out.printf("  r%-3d send [%s] recv [%s] attn [%s]%n", r, String.join(", ", sends.get(r)),
+                        String.join(", ", recvs.get(r)), String.join(" ", tasks.get(r)));
             }
         }
-        out.printf("validator: %s%n", PlanValidator.validate(plan));
+        out.printf("validator: %s%n", verdict);
+    }
+
+    private static List<List<String>> perRank(int n) {
+        List<List<String>> out = new ArrayList<>(n);
+        for (int r = 0; r < n; r++) {
+            out.add(new ArrayList<>());
+        }
+        return out;
     }
 }

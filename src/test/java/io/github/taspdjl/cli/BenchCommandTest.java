@@ -5,19 +5,26 @@ import static org.testng.Assert.assertTrue;
 
 import org.testng.annotations.Test;
 
-/** {@code tasp bench} runs every strategy on virtual ranks and reports the measured ratio (not timed here). */
+/**
+ * {@code tasp bench} runs every strategy on virtual ranks and reports medians, spreads, the measured ratio
+ * and a verdict (speeds are measured by the bench, never asserted here).
+ */
 public class BenchCommandTest {
 
     @Test
-    public void reportsEveryStrategyAndTheCommRatio() {
+    public void reportsEveryStrategyWithMedianAndSpreadAndAVerdict() {
         CliRun run = CliRun.of("bench", "--gpus", "3", "--seq", "96", "--heads", "2", "--kv-heads", "1",
-                "--head-dim", "8", "--repeats", "1", "--link-gbps", "5");
+                "--head-dim", "8", "--repeats", "3", "--link-gbps", "5");
         String out = run.out();
         assertEquals(run.exit(), 0, out);
         for (String s : new String[] {"ring ", "zigzag ", "tasp ", "direct "}) {
             assertTrue(out.contains("\n" + s), "missing row " + s + " in\n" + out);
         }
-        assertTrue(out.matches("(?s).*comm ratio tasp/ring = [0-9.]+ \\(ideal 1/2 = 0\\.500\\).*"), out);
+        // every cell is "median [min-max]"
+        assertTrue(out.matches("(?s).*\ntasp\\s+2\\s+3(\\s+[0-9.]+ \\[[0-9.]+-[0-9.]+\\]){4}\n.*"), out);
+        assertTrue(out.contains("3 interleaved repetitions"), out);
+        assertTrue(out.matches("(?s).*comm ratio tasp/ring = [0-9.]+ \\(medians; ideal 1/2 = 0\\.500\\).*"), out);
+        assertTrue(out.matches("(?s).*\nfaster: (ring|tasp) \\(median total .*"), out);
     }
 
     @Test
@@ -27,11 +34,26 @@ public class BenchCommandTest {
         String out = run.out();
         assertEquals(run.exit(), 0, out);
         assertTrue(out.contains("forward plus backward"), out);
-        assertTrue(out.matches("(?s).*backward comm ratio tasp/ring = [0-9.]+ \\(ideal 1/2 = 0\\.500\\).*"), out);
+        assertTrue(out.matches("(?s).*backward comm ratio tasp/ring = [0-9.]+ \\(medians; ideal 1/2 = 0\\.500\\).*"), out);
     }
 
     @Test
-    public void rejectsASingleRank() {
+    public void medianAndVerdictFollowTheNumbers() {
+        assertEquals(BenchCommand.median(new double[] {5, 1, 3}), 3.0);
+        assertEquals(BenchCommand.median(new double[] {4, 1, 3, 2}), 2.5);
+        assertEquals(BenchCommand.cell(new double[] {2, 1, 3}), "2.0 [1.0-3.0]");
+        String clear = BenchCommand.verdict("ring", new double[] {10, 11, 12}, "tasp", new double[] {5, 6, 7});
+        assertTrue(clear.startsWith("faster: tasp (median total 6.0 ms against ring's 11.0 ms, 1.83x)"), clear);
+        assertTrue(clear.contains("every repetition of tasp beat every repetition of ring"), clear);
+        String close = BenchCommand.verdict("ring", new double[] {10, 11, 12}, "tasp", new double[] {9, 11.5, 13});
+        assertTrue(close.startsWith("faster: ring") && close.contains("ranges overlap"), close);
+    }
+
+    @Test
+    public void rejectsASingleRankAndAnswersHelp() {
         assertEquals(CliRun.of("bench", "--gpus", "1").exit(), 2);
+        CliRun help = CliRun.of("bench", "--help");
+        assertEquals(help.exit(), 0);
+        assertTrue(help.out().contains("--repeats"), help.out());
     }
 }
