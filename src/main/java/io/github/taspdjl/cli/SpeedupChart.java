@@ -26,10 +26,10 @@ import javax.imageio.ImageIO;
  */
 public final class SpeedupChart {
 
-    private static final int W = 820;
+    private static final int W = 920;
     private static final int H = 480;
     private static final int LEFT = 70;
-    private static final int RIGHT = 200;
+    private static final int RIGHT = 290;
     private static final int TOP = 50;
     private static final int BOTTOM = 60;
     private static final Color[] COLORS = {new Color(0x1f77b4), new Color(0xd62728), new Color(0x2ca02c),
