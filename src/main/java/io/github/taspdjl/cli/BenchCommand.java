@@ -4,6 +4,7 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.github.taspdjl.attention.FlashAttention;
 import io.github.taspdjl.attention.TaspAttention;
 import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.plan.Plan;
@@ -60,8 +61,12 @@ public final class BenchCommand implements Callable<Integer> {
     boolean causal;
 
     @Option(names = "--link-gbps", defaultValue = "0.01",
-            description = "emulated rate of every link, GB/s per direction (default ${DEFAULT-VALUE})")
+            description = "emulated rate of every link, GB/s per direction; 0 for no emulation (default ${DEFAULT-VALUE})")
     double linkGbps;
+
+    @Option(names = "--single", description = "also time single-device flash attention on the whole sequence (one device,"
+            + " same cores), interleaved with the others, and print each strategy's total against it")
+    boolean single;
 
     @Option(names = "--repeats", defaultValue = "5",
             description = "timed runs per strategy, interleaved; the median and spread are reported (default ${DEFAULT-VALUE})")
@@ -77,7 +82,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     /** What one strategy measured, one entry per timed repetition. */
     static final class Series {
-        final Strategy requested;
+        final Strategy requested; // null: one device
         SequenceParallelGroup group;
         Plan plan;
         final List<double[]> runs = new ArrayList<>(); // {comm, compute, wait, total} ms
@@ -89,6 +94,10 @@ public final class BenchCommand implements Callable<Integer> {
         double[] column(int i) {
             return runs.stream().mapToDouble(r -> r[i]).toArray();
         }
+
+        String name() {
+            return plan == null ? "one device" : plan.strategy().cliName();
+        }
     }
 
     @Override
@@ -99,37 +108,43 @@ public final class BenchCommand implements Callable<Integer> {
         if (repeats < 1) {
             throw new IllegalArgumentException("--repeats must be at least 1, got " + repeats);
         }
+        if (!(linkGbps >= 0)) {
+            throw new IllegalArgumentException("--link-gbps must be 0 (no emulation) or positive, got " + linkGbps);
+        }
         List<Series> series = new ArrayList<>();
+        if (single) {
+            series.add(new Series(null));
+        }
         for (String name : strategies) {
             series.add(new Series(Strategy.fromName(name)));
         }
         PrintStream out = System.out;
         Engine engine = Engine.getEngine("PyTorch");
         engine.setRandomSeed(1);
-        out.printf(Locale.ROOT, "%d virtual ranks in process, emulated all-to-all fabric at %.2f GB/s per link"
-                + " and direction; q (%d, %d, %d, %d), k/v %d heads, float32, %s; %d interleaved repetitions%n", ranks,
-                linkGbps, batch, heads, seq, headDim, kvHeads, causal ? "causal" : "full mask", repeats);
+        out.printf(Locale.ROOT, "%d virtual ranks in process, %s; q (%d, %d, %d, %d), k/v %d heads, float32, %s;"
+                + " %d interleaved repetitions%n", ranks, linkGbps > 0 ? String.format(Locale.ROOT,
+                        "emulated all-to-all fabric at %.3f GB/s per link and direction", linkGbps) : "no link emulation",
+                batch, heads, seq, headDim, kvHeads, causal ? "causal" : "full mask", repeats);
         Progress progress = new Progress(System.err, series.size() * (repeats + 1));
         try (NDManager m = NDManager.newBaseManager("PyTorch")) {
             NDArray q = m.randomNormal(new Shape(batch, heads, seq, headDim));
             NDArray k = m.randomNormal(new Shape(batch, kvHeads, seq, headDim));
             NDArray v = m.randomNormal(new Shape(batch, kvHeads, seq, headDim));
             for (Series s : series) {
-                s.group = SequenceParallelGroup.builder().worldSize(ranks).strategy(s.requested).emulateLinks(linkGbps)
-                        .timeout(600_000).build();
-                s.plan = s.group.plan(causal);
-                progress.start(s.plan.strategy().cliName() + " warm-up");
-                TaspAttention.forward(s.group, q, k, v, causal, null);
+                if (s.requested != null) {
+                    SequenceParallelGroup.Builder b = SequenceParallelGroup.builder().worldSize(ranks).strategy(s.requested)
+                            .timeout(600_000);
+                    s.group = (linkGbps > 0 ? b.emulateLinks(linkGbps) : b).build();
+                    s.plan = s.group.plan(causal);
+                }
+                progress.start(s.name() + " warm-up");
+                run(s, q, k, v);
                 progress.done();
             }
             for (int r = 0; r < repeats; r++) {
                 for (Series s : series) {
-                    progress.start(s.plan.strategy().cliName() + " " + (r + 1) + "/" + repeats);
-                    long t0 = System.nanoTime();
-                    List<NativeGroup.RankStats> stats = TaspAttention.forward(s.group, q, k, v, causal, null).stats();
-                    double total = (System.nanoTime() - t0) / 1e6;
-                    s.runs.add(new double[] {mean(stats, NativeGroup.RankStats::commMs), mean(stats, NativeGroup.RankStats::computeMs),
-                        mean(stats, NativeGroup.RankStats::waitMs), total});
+                    progress.start(s.name() + " " + (r + 1) + "/" + repeats);
+                    s.runs.add(run(s, q, k, v));
                     progress.done();
                 }
             }
@@ -144,12 +159,24 @@ public final class BenchCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "%-10s %6s %5s %21s %21s %21s %21s%n", "strategy", "cycles", "steps", "comm ms", "compute ms",
                 "wait ms", "total ms");
         for (Series s : series) {
-            out.printf(Locale.ROOT, "%-10s %6d %5d %21s %21s %21s %21s%n", s.plan.strategy().cliName(), s.plan.cycles().size(),
-                    s.plan.steps().size(), cell(s.column(0)), cell(s.column(1)), cell(s.column(2)), cell(s.column(3)));
+            if (s.plan == null) {
+                out.printf(Locale.ROOT, "%-10s %6s %5s %21s %21s %21s %21s%n", s.name(), "-", "-", "-", cell(s.column(1)), "-",
+                        cell(s.column(3)));
+            } else {
+                out.printf(Locale.ROOT, "%-10s %6d %5d %21s %21s %21s %21s%n", s.name(), s.plan.cycles().size(),
+                        s.plan.steps().size(), cell(s.column(0)), cell(s.column(1)), cell(s.column(2)), cell(s.column(3)));
+            }
         }
         out.println("each cell: median [min-max] over the repetitions. comm: mean per rank of the time its sends took (copies"
                 + " plus emulated link time); compute: attention and merge; wait: waiting on peers; total: wall time of the "
                 + (backward ? "forward plus backward (comm, compute, wait: the backward's)." : "forward."));
+        if (single) {
+            double one = median(series.get(0).column(3));
+            for (Series s : series.subList(1, series.size())) {
+                out.printf(Locale.ROOT, "%s on %d ranks / one device = %.2fx (median totals; the same %d cores run both)%n",
+                        s.name(), ranks, median(s.column(3)) / one, Runtime.getRuntime().availableProcessors());
+            }
+        }
         Series ring = find(series, Strategy.RING, Strategy.ZIGZAG_RING);
         Series tasp = find(series, Strategy.TASP, Strategy.TASP_CAUSAL);
         if (ring != null && tasp != null) {
@@ -179,10 +206,38 @@ public final class BenchCommand implements Callable<Integer> {
                         : "; the ranges overlap, so another run may order them differently");
     }
 
+    /** One timed forward: {comm, compute, wait, total} ms (one device: compute = total, no comm or wait). */
+    private double[] run(Series s, NDArray q, NDArray k, NDArray v) {
+        long t0 = System.nanoTime();
+        if (s.group == null) {
+            FlashAttention.Result r = FlashAttention.forward(q, k, v, causal);
+            double total = (System.nanoTime() - t0) / 1e6;
+            r.output().close();
+            r.lse().close();
+            return new double[] {0, total, 0, total};
+        }
+        TaspAttention.Result r = TaspAttention.forward(s.group, q, k, v, causal, null);
+        List<NativeGroup.RankStats> stats = r.stats();
+        if (backward) {
+            try (NDArray ones = r.output().onesLike()) {
+                TaspAttention.Gradients g = TaspAttention.backward(s.group, ones, q, k, v, r.output(), r.lse(), causal, null);
+                stats = g.stats();
+                g.dq().close();
+                g.dk().close();
+                g.dv().close();
+            }
+        }
+        double total = (System.nanoTime() - t0) / 1e6;
+        r.output().close();
+        r.lse().close();
+        return new double[] {mean(stats, NativeGroup.RankStats::commMs), mean(stats, NativeGroup.RankStats::computeMs),
+            mean(stats, NativeGroup.RankStats::waitMs), total};
+    }
+
     private static Series find(List<Series> series, Strategy... any) {
         for (Series s : series) {
             for (Strategy st : any) {
-                if (s.plan.strategy() == st) {
+                if (s.plan != null && s.plan.strategy() == st) {
                     return s;
                 }
             }

@@ -28,6 +28,18 @@ public class BenchCommandTest {
     }
 
     @Test
+    public void comparesRanksWithOneDeviceWithoutLinkEmulation() {
+        CliRun run = CliRun.of("bench", "--gpus", "4", "--seq", "128", "--heads", "2", "--kv-heads", "2",
+                "--head-dim", "8", "--repeats", "1", "--link-gbps", "0", "--single", "--strategies", "tasp");
+        String out = run.out();
+        assertEquals(run.exit(), 0, out);
+        assertTrue(out.contains("no link emulation"), out);
+        assertTrue(out.contains("\none device "), out);
+        assertTrue(out.matches("(?s).*\ntasp on 4 ranks / one device = [0-9.]+x .*"), out);
+        assertEquals(CliRun.of("bench", "--link-gbps", "-1").exit(), 2);
+    }
+
+    @Test
     public void backwardReportsTheBackwardCommRatio() {
         CliRun run = CliRun.of("bench", "--gpus", "3", "--seq", "96", "--heads", "2", "--kv-heads", "1",
                 "--head-dim", "8", "--repeats", "1", "--link-gbps", "5", "--strategies", "ring,tasp", "--backward");
