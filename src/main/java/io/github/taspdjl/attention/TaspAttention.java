@@ -3,6 +3,7 @@ package io.github.taspdjl.attention;
 import ai.djl.ndarray.NDArray;
 import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.jni.NativeOps;
+import io.github.taspdjl.plan.Plan;
 import io.github.taspdjl.plan.SequenceLayout;
 import io.github.taspdjl.runtime.PackedSequence;
 import io.github.taspdjl.runtime.RankGroup;
@@ -29,8 +30,13 @@ public final class TaspAttention {
     /** One rank's output (input dtype), fp32 LSE and timings. */
     public record RankResult(NDArray output, NDArray lse, NativeGroup.RankStats stats) {}
 
-    /** The whole sequence's output and LSE, gathered in sequence order, with every rank's timings. */
-    public record Result(NDArray output, NDArray lse, List<NativeGroup.RankStats> stats) {}
+    /**
+     * The whole sequence's output and LSE, gathered in sequence order, with every rank's timings and
+     * the plan that ran: its {@link Plan#strategy()} is the one that ran, which differs from the
+     * group's when the planner substituted one (TASP asked with a causal mask runs TASP_CAUSAL), and
+     * its {@link Plan#notes()} say why.
+     */
+    public record Result(NDArray output, NDArray lse, List<NativeGroup.RankStats> stats, Plan plan) {}
 
     /**
      * Rank {@code rank}'s part of the forward. Every rank of the group must call this concurrently,
@@ -87,7 +93,8 @@ public final class TaspAttention {
         if (documents != null) {
             documents.requireLength(seqLen);
         }
-        SequenceLayout layout = group.plan(causal).layout();
+        Plan plan = group.plan(causal);
+        SequenceLayout layout = plan.layout();
         if (seqLen < layout.minimumLength()) {
             throw new IllegalArgumentException("sequence length " + seqLen + " is shorter than the "
                     + layout.minimumLength() + " tokens a " + group.plan(causal).strategy() + " plan over "
@@ -105,7 +112,7 @@ public final class TaspAttention {
             l.add(r.lse());
             stats.add(r.stats());
         }
-        return new Result(Sharding.gather(o, layout, seqLen), Sharding.gather(l, layout, seqLen), stats);
+        return new Result(Sharding.gather(o, layout, seqLen), Sharding.gather(l, layout, seqLen), stats, plan);
     }
 
     /** dq, dk, dv of a whole sequence, gathered in sequence order, with every rank's timings. */

@@ -20,6 +20,8 @@ import picocli.CommandLine.Option;
  */
 @Command(
         name = "attention",
+        mixinStandardHelpOptions = true,
+        versionProvider = VersionCommand.Provider.class,
         description = "Run single-device flash attention through tasp's native bridge and check it against "
                 + "DJL's own operations.")
 public final class AttentionCommand implements Callable<Integer> {

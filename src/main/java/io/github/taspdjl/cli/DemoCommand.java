@@ -39,7 +39,8 @@ import picocli.CommandLine.Option;
  * launcher (torchrun, srun, mpirun, {@code tasp launch}), it runs as one rank of a group of
  * processes instead ({@link DemoRank}).
  */
-@Command(name = "demo", description = "Run a small long-context transformer on one device and over TASP ranks, and compare.")
+@Command(name = "demo", mixinStandardHelpOptions = true, versionProvider = VersionCommand.Provider.class,
+         description = "Run a small long-context transformer on one device and over TASP ranks, and compare.")
 public final class DemoCommand implements Callable<Integer> {
 
     @Option(names = "--seq", defaultValue = "16384", description = "sequence length (default ${DEFAULT-VALUE})")
@@ -65,6 +66,7 @@ public final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        checkOptions();
         Optional<LaunchEnvironment> launched = LaunchEnvironment.detect();
         if (launched.isPresent() && ranks == null) {
             return new DemoRank(this, launched.get()).call();
@@ -74,11 +76,8 @@ public final class DemoCommand implements Callable<Integer> {
         engine.setRandomSeed(2026);
         Device device = engine.defaultDevice();
         TopologyDetector.Detection detection = TopologyDetector.standard().detect();
-        int n = ranks != null ? ranks
-                : detection.gpuFound() ? detection.topology().deviceCount() : TopologyDetector.DEFAULT_VIRTUAL_RANKS;
-        if (n < 1) {
-            throw new IllegalArgumentException("--ranks must be at least 1, got " + n);
-        }
+        // --ranks, else the detected GPUs, else tasp.virtualRanks / TASP_VIRTUAL_RANKS (default 8)
+        int n = ranks != null ? ranks : detection.topology().deviceCount();
         Topology topology = detection.gpuFound() && detection.topology().deviceCount() == n
                 ? detection.topology() : Topology.virtualCpu(n);
         step(1, "topology");
@@ -198,6 +197,27 @@ public final class DemoCommand implements Callable<Integer> {
         }
         model.initialize(manager, DataType.FLOAT32, new Shape(1, seq, embedding));
         return model;
+    }
+
+    /** Every option checked before any work, each error naming its option. */
+    private void checkOptions() {
+        if (ranks != null && ranks < 1) {
+            throw new IllegalArgumentException("--ranks must be at least 1, got " + ranks);
+        }
+        if (seq < 1) {
+            throw new IllegalArgumentException("--seq must be at least 1, got " + seq);
+        }
+        if (layers < 1) {
+            throw new IllegalArgumentException("--layers must be at least 1, got " + layers);
+        }
+        if (heads < 1) {
+            throw new IllegalArgumentException("--heads must be at least 1, got " + heads);
+        }
+        if (embedding < 1 || embedding % heads != 0) {
+            throw new IllegalArgumentException("--embedding must be a positive multiple of --heads (" + heads
+                    + "), got " + embedding);
+        }
+        Strategy.fromName(strategy);
     }
 
     private static void step(int i, String what) {

@@ -7,7 +7,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.IVersionProvider;
 
 /** {@code tasp version}: versions of the library, DJL, libtorch and the native flavor loaded. */
-@Command(name = "version", description = "Print versions of tasp-djl, DJL, libtorch and the native flavor loaded.")
+@Command(name = "version", mixinStandardHelpOptions = true, versionProvider = VersionCommand.Provider.class,
+         description = "Print versions of tasp-djl, DJL, libtorch and the native flavor loaded.")
 public final class VersionCommand implements Callable<Integer> {
 
     @Override

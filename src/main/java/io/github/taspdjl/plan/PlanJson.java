@@ -44,6 +44,8 @@ public final class PlanJson {
         if (d == null || !FORMAT.equals(d.format) || d.version != PlanCodec.VERSION || d.layout == null || d.steps == null) {
             throw new IllegalArgumentException("not a " + FORMAT + " version " + PlanCodec.VERSION + " document");
         }
+        present(d.layout.kind, "layout.kind");
+        present(d.strategy, "strategy");
         SequenceLayout layout = new SequenceLayout(SequenceLayout.Kind.valueOf(d.layout.kind.toUpperCase(Locale.ROOT)),
                 d.worldSize, d.layout.chunksPerRank);
         List<HamiltonianCycle> cycles = new ArrayList<>();
@@ -51,13 +53,22 @@ public final class PlanJson {
             cycles.add(new HamiltonianCycle(c));
         }
         List<Step> steps = new ArrayList<>();
-        for (StepDto s : d.steps) {
+        for (int i = 0; i < d.steps.size(); i++) {
+            StepDto s = d.steps.get(i);
+            if (s == null || s.transfers == null || s.compute == null) {
+                throw new IllegalArgumentException("not a plan: steps[" + i + "] needs \"transfers\" and \"compute\" lists"
+                        + (s == null ? " (the step is null)" : s.transfers == null ? " (\"transfers\" is null)"
+                        : " (\"compute\" is null)"));
+            }
             List<Transfer> transfers = new ArrayList<>();
             for (TransferDto t : s.transfers) {
+                present(t, "steps[" + i + "].transfers[" + transfers.size() + "]");
                 transfers.add(new Transfer(t.src, t.dst, chunk(t.chunk), slot(t.sendSlot), slot(t.recvSlot)));
             }
             List<AttentionTask> compute = new ArrayList<>();
             for (TaskDto a : s.compute) {
+                present(a, "steps[" + i + "].compute[" + compute.size() + "]");
+                present(a.mask, "steps[" + i + "].compute[" + compute.size() + "].mask");
                 compute.add(new AttentionTask(a.rank, a.queryBlock, chunk(a.chunk), a.kvBlock, slot(a.slot),
                         Mask.valueOf(a.mask.toUpperCase(Locale.ROOT))));
             }
@@ -65,6 +76,12 @@ public final class PlanJson {
         }
         return new Plan(d.worldSize, Strategy.fromName(d.strategy), d.causal, layout, cycles, steps,
                 d.notes == null ? List.of() : d.notes);
+    }
+
+    private static void present(Object value, String field) {
+        if (value == null) {
+            throw new IllegalArgumentException("not a plan: " + field + " is missing or null");
+        }
     }
 
     private static ChunkId chunk(ChunkDto c) {

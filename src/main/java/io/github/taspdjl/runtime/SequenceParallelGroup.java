@@ -9,6 +9,7 @@ import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.topology.Link;
 import io.github.taspdjl.topology.Topology;
+import io.github.taspdjl.topology.TopologyDetector;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -79,7 +80,8 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     private volatile String failure;
 
     private SequenceParallelGroup(Builder b) {
-        this.topology = b.topology != null ? b.topology : Topology.virtualCpu(b.worldSize);
+        this.topology = b.topology != null ? b.topology
+                : Topology.virtualCpu(b.worldSize > 0 ? b.worldSize : TopologyDetector.virtualRanks());
         this.strategy = b.strategy;
         this.timeoutMs = b.timeoutMs;
         int n = topology.deviceCount();
@@ -512,9 +514,12 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
     }
 
-    /** Builds a group. Without a topology: {@code worldSize} virtual CPU ranks, all-to-all. */
+    /**
+     * Builds a group. Without a topology: {@code worldSize} virtual CPU ranks, all-to-all; without a
+     * world size either, {@code tasp.virtualRanks}, else {@code TASP_VIRTUAL_RANKS}, else 8.
+     */
     public static final class Builder {
-        private int worldSize = 8;
+        private int worldSize; // 0: from TopologyDetector.virtualRanks()
         private Topology topology;
         private Strategy strategy = Strategy.TASP;
         private long timeoutMs = 60_000;

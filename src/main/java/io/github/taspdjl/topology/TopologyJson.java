@@ -119,7 +119,7 @@ public final class TopologyJson {
             int line = m.find() ? Integer.parseInt(m.group(1)) : 0;
             String[] lines = text.split("\r?\n", -1);
             throw new TopologyParseException(what, line, line > 0 && line <= lines.length ? lines[line - 1] : null,
-                    "not valid JSON: " + msg);
+                    "not valid JSON: " + firstLine(msg));
         }
         if (!root.isJsonObject()) {
             throw new TopologyParseException(what, 0, null, "the top level must be an object");
@@ -283,5 +283,11 @@ public final class TopologyJson {
             throw new TopologyParseException(what, 0, null, path + "." + key + " '" + s + "' is not one of "
                     + java.util.Arrays.toString(type.getEnumConstants()));
         }
+    }
+
+    /** Gson appends a troubleshooting link on a second line; the CLI prints one line per error. */
+    private static String firstLine(String msg) {
+        int nl = msg.indexOf('\n');
+        return (nl < 0 ? msg : msg.substring(0, nl)).strip();
     }
 }

@@ -122,4 +122,15 @@ public class TopologyCommandTest {
         r = run(new TopologyCommand(), "--preset", "pcie-8", "--from-json", "x.json");
         assertEquals(r.code(), 2); // picocli: mutually exclusive
     }
+
+    @Test
+    public void malformedJsonFileIsOneLineNamingTheLine() throws IOException {
+        Path file = Files.createTempFile("tasp-topo", ".json");
+        file.toFile().deleteOnExit();
+        Files.writeString(file, "{\n  \"schema\": \"x\",\n  oops\n");
+        Result r = run(new TopologyCommand(), "--from-json", file.toString());
+        assertEquals(r.code(), 2, r.err());
+        assertEquals(r.err().strip().lines().count(), 1L, r.err());
+        assertTrue(r.err().contains("line 3"), r.err());
+    }
 }

@@ -99,4 +99,25 @@ public class PlanFormsTest {
         assertTrue(task.has("rank") && task.has("chunk"));
         expectThrows(IllegalArgumentException.class, () -> PlanJson.fromJson("{\"format\":\"other\"}"));
     }
+
+    @Test
+    public void nullListsAndEntriesAreRejectedNamingTheField() {
+        Plan p = Planner.plan(Topology.virtualCpu(3), Strategy.TASP, false);
+        String[][] cases = {
+            {"transfers", "steps[0]"},
+            {"compute", "steps[0]"},
+        };
+        for (String[] c : cases) {
+            JsonObject o = JsonParser.parseString(PlanJson.toJson(p)).getAsJsonObject();
+            o.getAsJsonArray("steps").get(0).getAsJsonObject().add(c[0], com.google.gson.JsonNull.INSTANCE);
+            IllegalArgumentException e =
+                    expectThrows(IllegalArgumentException.class, () -> PlanJson.fromJson(o.toString()));
+            assertTrue(e.getMessage().contains(c[1]) && e.getMessage().contains(c[0]), e.getMessage());
+        }
+        JsonObject o = JsonParser.parseString(PlanJson.toJson(p)).getAsJsonObject();
+        o.getAsJsonArray("steps").get(0).getAsJsonObject().getAsJsonArray("transfers").set(0,
+                com.google.gson.JsonNull.INSTANCE);
+        IllegalArgumentException e = expectThrows(IllegalArgumentException.class, () -> PlanJson.fromJson(o.toString()));
+        assertTrue(e.getMessage().contains("steps[0].transfers[0]"), e.getMessage());
+    }
 }
