@@ -103,7 +103,14 @@ public final class TaspAttention {
         List<NDArray> qs = Sharding.shardAll(q, layout);
         List<NDArray> ks = Sharding.shardAll(k, layout);
         List<NDArray> vs = Sharding.shardAll(v, layout);
-        List<NativeGroup.RankOutput> outs = group.forwardAll(qs, ks, vs, causal, scale, seqLen, documents);
+        List<NativeGroup.RankOutput> outs;
+        try {
+            outs = group.forwardAll(qs, ks, vs, causal, scale, seqLen, documents);
+        } finally {
+            closeShards(qs, q);
+            closeShards(ks, k);
+            closeShards(vs, v);
+        }
         List<NDArray> o = new ArrayList<>();
         List<NDArray> l = new ArrayList<>();
         List<NativeGroup.RankStats> stats = new ArrayList<>();
@@ -112,7 +119,20 @@ public final class TaspAttention {
             l.add(r.lse());
             stats.add(r.stats());
         }
-        return new Result(Sharding.gather(o, layout, seqLen), Sharding.gather(l, layout, seqLen), stats, plan);
+        NDArray output = Sharding.gather(o, layout, seqLen);
+        NDArray lse = Sharding.gather(l, layout, seqLen);
+        closeShards(o, output);
+        closeShards(l, lse);
+        return new Result(output, lse, stats, plan);
+    }
+
+    /** The caller's manager keeps only the result: shards and per-rank outputs are closed here. */
+    private static void closeShards(List<NDArray> shards, NDArray keep) {
+        for (NDArray s : shards) {
+            if (s != keep) {
+                s.close();
+            }
+        }
     }
 
     /** dq, dk, dv of a whole sequence, gathered in sequence order, with every rank's timings. */

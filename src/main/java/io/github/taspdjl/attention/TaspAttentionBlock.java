@@ -207,6 +207,17 @@ public final class TaspAttentionBlock extends AbstractBlock {
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        if (training || inputs.isEmpty()) {
+            return attend(ps, inputs, training, params);
+        }
+        if (group != null && inputs.size() == 1 && RankContext.current().isEmpty()) {
+            // the whole block on every rank's shard (projections too), as runRanks by hand would
+            return SequenceParallelBlock.runSharded(group, causal, this, ps, inputs, false, params);
+        }
+        return ForwardScope.run(inputs, () -> attend(ps, inputs, false, params));
+    }
+
+    private NDList attend(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         if (inputs.isEmpty() || inputs.size() > 4) {
             throw new IllegalArgumentException("TaspAttentionBlock takes 1 to 4 inputs, got " + inputs.size());
         }

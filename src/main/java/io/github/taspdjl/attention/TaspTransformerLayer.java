@@ -11,19 +11,24 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.LayerNorm;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
+import io.github.taspdjl.runtime.RankContext;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
 
 /**
  * A pre-norm transformer layer on {@link TaspAttentionBlock}, for long-context models:
  * {@code x + attention(norm(x))}, then {@code x + mlp(norm(x))} with a GELU MLP of {@code
- * mlpRatio * E} hidden units. Input and output (B, S, E). Everything but attention works per token,
- * so inside {@code RankContext.run} the layer runs on a rank's shard of the sequence.
+ * mlpRatio * E} hidden units. Input and output (B, S, E). Everything but attention works per token
+ * (its LayerNorms normalize over the embedding axis only), so inside {@code RankContext.run} the
+ * layer runs on a rank's shard of the sequence; built with a group and given the full sequence, it
+ * shards it, runs on every rank and gathers (see {@link SequenceParallelBlock}).
  */
 public final class TaspTransformerLayer extends AbstractBlock {
 
     private static final byte VERSION = 1;
 
     private final int embeddingSize;
+    private final boolean causal;
+    private final SequenceParallelGroup group;
     private final LayerNorm attentionNorm;
     private final TaspAttentionBlock attention;
     private final LayerNorm mlpNorm;
@@ -36,6 +41,8 @@ public final class TaspTransformerLayer extends AbstractBlock {
             throw new IllegalArgumentException("mlp ratio must be at least 1, got " + b.mlpRatio);
         }
         this.embeddingSize = b.embeddingSize;
+        this.causal = b.causal;
+        this.group = b.group;
         this.attentionNorm = addChildBlock("attentionNorm", LayerNorm.builder().axis(2).build());
         this.attention = addChildBlock("attention", TaspAttentionBlock.builder().setEmbeddingSize(b.embeddingSize)
                 .setHeadCount(b.headCount).optCausal(b.causal).optAttentionProbsDropoutProb(0f).optGroup(b.group)
@@ -70,6 +77,17 @@ public final class TaspTransformerLayer extends AbstractBlock {
 
     @Override
     protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        if (training) {
+            return layer(ps, inputs, true, params);
+        }
+        if (group != null && RankContext.current().isEmpty()) {
+            // the whole layer on every rank's shard, as runRanks by hand would
+            return SequenceParallelBlock.runSharded(group, causal, this, ps, inputs, false, params);
+        }
+        return ForwardScope.run(inputs, () -> layer(ps, inputs, false, params));
+    }
+
+    private NDList layer(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         NDArray x = inputs.singletonOrThrow();
         if (x.getShape().dimension() != 3 || x.getShape().get(2) != embeddingSize) {
             throw new IllegalArgumentException(

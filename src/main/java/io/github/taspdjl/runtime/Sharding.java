@@ -14,7 +14,8 @@ import java.util.TreeMap;
  * axis 2 of attention tensors (B, H, S, D) and LSEs (B, H, S) ({@link #HEADS_AXIS}), and axis 1 of
  * token embeddings (B, S, E) ({@link #TOKENS_AXIS}). A rank's part is its blocks concatenated in
  * layout order (contiguous: block r; zigzag: blocks r and 2n-1-r). Any length works: block b is
- * tokens [floor(b*S/blocks), floor((b+1)*S/blocks)).
+ * tokens [floor(b*S/blocks), floor((b+1)*S/blocks)). Each call leaves only what it returns in the
+ * input's manager.
  */
 public final class Sharding {
 
@@ -38,7 +39,12 @@ public final class Sharding {
             long[] range = layout.blockRange(b, seqLen);
             parts.add(full.get(slice(full, axis, range[0], range[1])));
         }
-        return parts.size() == 1 ? parts.get(0) : NDArrays.concat(parts, axis);
+        if (parts.size() == 1) {
+            return parts.get(0);
+        }
+        NDArray joined = NDArrays.concat(parts, axis);
+        closeTemporaries(parts, full, joined); // views for the concat; only the rank's part stays
+        return joined;
     }
 
     /** Every rank's part, indexed by rank. */
@@ -82,7 +88,23 @@ public final class Sharding {
                 at += len;
             }
         }
-        return NDArrays.concat(new NDList(byStart.values().toArray(new NDArray[0])), axis);
+        NDList pieces = new NDList(byStart.values().toArray(new NDArray[0]));
+        NDArray full = NDArrays.concat(pieces, axis);
+        closeTemporaries(pieces, full, parts.toArray(new NDArray[0])); // views into the parts
+        return full;
+    }
+
+    /** Closes the temporary arrays of a shard or gather, never one the caller holds or gets. */
+    private static void closeTemporaries(NDList temporaries, NDArray keep, NDArray... alsoKeep) {
+        for (NDArray t : temporaries) {
+            boolean kept = t == keep;
+            for (NDArray k : alsoKeep) {
+                kept |= t == k;
+            }
+            if (!kept) {
+                t.close();
+            }
+        }
     }
 
     private static long sequenceLength(NDArray full, int axis) {
