@@ -72,6 +72,7 @@ public final class NativeLoader {
         }
         String libtorchVersion = LibUtils.getVersion();
         Path libtorchDir = Paths.get(LibUtils.getLibtorchPath()).toAbsolutePath();
+        warnIfFlavorIgnored(libtorchDir);
         String flavor = chooseFlavor(libtorchDir, engine);
         Path library = locateLibrary(flavor);
         try {
@@ -88,6 +89,21 @@ public final class NativeLoader {
         LoadedLibrary result = new LoadedLibrary(flavor, TaspLibrary.version(), library, libtorchVersion, libtorchDir);
         logger.info("Loaded tasp native library {} ({} flavor) for libtorch {}", library, flavor, libtorchVersion);
         return result;
+    }
+
+    /**
+     * DJL takes the CPU libtorch from the classpath when pytorch-native-cpu is there, whatever
+     * PYTORCH_FLAVOR says; say so, with the fix, rather than run silently on the CPU.
+     */
+    private static void warnIfFlavorIgnored(Path libtorchDir) {
+        String asked = System.getProperty("PYTORCH_FLAVOR", System.getenv("PYTORCH_FLAVOR"));
+        if (asked != null && asked.strip().toLowerCase(Locale.ROOT).startsWith("cu")
+                && !Files.exists(libtorchDir.resolve("libtorch_cuda.so"))) {
+            logger.warn("PYTORCH_FLAVOR={} was not applied: DJL loaded the CPU libtorch in {}, most likely from "
+                    + "ai.djl.pytorch:pytorch-native-cpu on the classpath. Exclude that artifact from the tasp-djl "
+                    + "dependency (README, \"Add it to your project\") and DJL downloads the {} libtorch.",
+                    asked, libtorchDir, asked);
+        }
     }
 
     static String chooseFlavor(Path libtorchDir, Engine engine) {
