@@ -9,6 +9,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.training.ParameterStore;
+import io.github.taspdjl.attention.SequenceParallelBlock;
 import io.github.taspdjl.attention.TaspTransformerLayer;
 import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.plan.Plan;
@@ -33,11 +34,11 @@ import picocli.CommandLine.Option;
 /**
  * {@code tasp demo}, the main job: a small causal transformer (TaspTransformerLayer blocks) over a
  * long sequence, run on one device and then on N sequence-parallel ranks (each rank runs the whole
- * model on its shard of the sequence; attention goes over the TASP plan), and checked against each
- * other. Prints the topology, the plan, a per-step timeline of the last attention call, the largest
- * error, the times and the memory per rank against DJL's own attention block. Started by a
- * launcher (torchrun, srun, mpirun, {@code tasp launch}), it runs as one rank of a group of
- * processes instead ({@link DemoRank}).
+ * model on its shard of the sequence; attention goes over the TASP plan), by hand and in one call
+ * through {@link SequenceParallelBlock}, and checked against each other. Prints the topology, the
+ * plan, a per-step timeline of the last attention call, the largest error, the times and the memory
+ * per rank against DJL's own attention block. Started by a launcher (torchrun, srun, mpirun, {@code
+ * tasp launch}), it runs as one rank of a group of processes instead ({@link DemoRank}).
  */
 @Command(name = "demo", mixinStandardHelpOptions = true, versionProvider = VersionCommand.Provider.class,
          description = "Run a small long-context transformer on one device and over TASP ranks, and compare.")
@@ -123,7 +124,8 @@ public final class DemoCommand implements Callable<Integer> {
             double singleMs = (System.nanoTime() - t0) / 1e6;
             System.out.printf(Locale.ROOT, "  done in %.1f s%n", singleMs / 1e3);
 
-            step(4, "the same model on " + n + " ranks, each on its shard of the sequence");
+            step(4, "the same model on " + n + " ranks, each on its shard of the sequence: by hand (runRanks), then "
+                    + "in one call (SequenceParallelBlock)");
             List<NDArray> shards = Sharding.shardAll(x, plan.layout(), Sharding.TOKENS_AXIS);
             long t1 = System.nanoTime();
             List<NDArray> outs = gpus != null ? gpus.runRanks(seq, causal, rank -> {
@@ -143,14 +145,24 @@ public final class DemoCommand implements Callable<Integer> {
             double taspMs = (System.nanoTime() - t1) / 1e6;
             NDArray gathered = Sharding.gather(outs, plan.layout(), seq, Sharding.TOKENS_AXIS);
             double maxError = gathered.sub(single).abs().max().getFloat();
+            System.out.printf(Locale.ROOT, "  by hand: %.1f s; now in one call (expect about as long)%n", taspMs / 1e3);
+            System.out.flush();
+            SequenceParallelBlock oneCall = SequenceParallelBlock.wrap(model, group, causal);
+            long t2 = System.nanoTime();
+            NDArray whole = oneCall.forward(ps, new NDList(x), false).singletonOrThrow();
+            whole.toFloatArray();
+            double oneCallMs = (System.nanoTime() - t2) / 1e6;
+            maxError = Math.max(maxError, whole.sub(single).abs().max().getFloat());
+            System.out.printf(Locale.ROOT, "  one call: %.1f s%n", oneCallMs / 1e3);
 
             step(5, "results");
             List<NativeGroup.RankStats> stats = gpus != null ? List.of() : group.lastStats();
             printTimeline(stats);
             long djlBytes = 2L * heads * seq * (long) seq * Float.BYTES; // scores and probabilities, fp32
             long perRank = stats.stream().mapToLong(NativeGroup.RankStats::bufferBytes).max().orElse(0);
-            System.out.printf(Locale.ROOT, "time: one device %.1f s, %d ranks %.1f s (ranks share this machine's cores)%n",
-                    singleMs / 1e3, n, taspMs / 1e3);
+            System.out.printf(Locale.ROOT, "time: one device %.1f s, %d ranks by hand %.1f s, in one call %.1f s "
+                    + "(one call / by hand = %.2f; ranks share this machine's cores)%n", singleMs / 1e3, n, taspMs / 1e3,
+                    oneCallMs / 1e3, oneCallMs / taspMs);
             System.out.printf(Locale.ROOT, "memory per attention call: DJL's ScaledDotProductAttentionBlock would "
                     + "materialize %s of scores and probabilities; TASP's executor holds %s per rank%n",
                     human(djlBytes), human(perRank));

@@ -17,7 +17,7 @@ public class DemoCommandTest {
         String out = run.out();
         assertEquals(run.exit(), 0, out);
         for (String part : new String[] {"[1/5] topology", "4 virtual CPU ranks", "tasp-causal over 4 ranks",
-            "timeline of the last attention call", "TASP's executor holds", "rank 3 finished"}) {
+            "timeline of the last attention call", "TASP's executor holds", "rank 3 finished", "in one call"}) {
             assertTrue(out.contains(part), "missing '" + part + "' in\n" + out);
         }
         Matcher m = Pattern.compile("max error = ([0-9.eE+-]+)").matcher(out);
