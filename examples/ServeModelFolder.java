@@ -2,12 +2,16 @@ import ai.djl.inference.Predictor;
 import ai.djl.modality.Input;
 import ai.djl.modality.Output;
 import ai.djl.repository.zoo.ZooModel;
+import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.serving.DjlServingLoader;
+import io.github.taspdjl.serving.ServingFolder;
+import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
  * Loads a folder written by {@code bin/tasp serving-model DIR} the way DJL Serving's workload manager
- * loads it and asks for the five most likely tokens after a prompt. Run from the repository root
+ * loads it and asks for the five most likely tokens after a prompt (without an argument it writes a
+ * fresh folder of random parameters first, in a temporary directory). Run from the repository root
  * after {@code mvn -B -DskipTests package}:
  *
  * <pre>
@@ -18,7 +22,12 @@ import java.nio.file.Path;
 public final class ServeModelFolder {
 
     public static void main(String[] args) throws Exception {
-        Path folder = Path.of(args.length > 0 ? args[0] : "/tmp/tasp-lm");
+        // without an argument: a fresh folder of random parameters, as bin/tasp serving-model writes it
+        Path folder = args.length > 0 ? Path.of(args[0]) : Files.createTempDirectory("tasp-lm");
+        if (args.length == 0) {
+            ServingFolder.write(folder, new ServingFolder.Spec(ServingFolder.DEFAULT_CONFIG, null, 2026, 8, false, 2048,
+                    60_000, Strategy.TASP));
+        }
         try (ZooModel<Input, Output> model = DjlServingLoader.load(folder);
                 Predictor<Input, Output> predictor = model.newPredictor()) {
             Input request = new Input();
