@@ -7,9 +7,9 @@ import ai.djl.training.ParameterStore;
 import io.github.taspdjl.attention.AttentionSwap;
 
 /**
- * Swaps the attention of DJL's own BERT for TASP attention, keeping its weights. Run after {@code mvn
- * -B -DskipTests package}: {@code java -Dai.djl.offline=true -cp "target/tasp-djl-0.1.0-SNAPSHOT.jar:target/lib/*"
- * examples/BertSwapExample.java}
+ * Swaps the attention of DJL's own BERT for TASP attention, keeping its weights. Run from the
+ * repository root after {@code mvn -B -DskipTests package}:
+ * {@code java -Dai.djl.offline=true -cp "target/tasp-djl-0.1.0-SNAPSHOT.jar:target/lib/*" examples/BertSwapExample.java}
  */
 public final class BertSwapExample {
 

@@ -10,8 +10,8 @@ import java.nio.file.Path;
 
 /**
  * A Llama-style model: random weights, or a Hugging Face safetensors checkpoint given as the argument.
- * Run after {@code mvn -B -DskipTests package}: {@code java -Dai.djl.offline=true -cp
- * "target/tasp-djl-0.1.0-SNAPSHOT.jar:target/lib/*" examples/LlamaExample.java [checkpoint]}
+ * Run from the repository root after {@code mvn -B -DskipTests package}:
+ * {@code java -Dai.djl.offline=true -cp "target/tasp-djl-0.1.0-SNAPSHOT.jar:target/lib/*" examples/LlamaExample.java [checkpoint]}
  */
 public final class LlamaExample {
 
