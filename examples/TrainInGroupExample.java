@@ -13,7 +13,11 @@ import io.github.taspdjl.attention.TaspTransformerLayer;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
 import io.github.taspdjl.training.TaspTrainer;
 
-/** Trains a model whose attention runs over 8 virtual ranks with DJL's unchanged EasyTrain. */
+/**
+ * Trains a model whose attention runs over 8 virtual ranks with DJL's unchanged EasyTrain. Run from
+ * the repository root after {@code mvn -B -DskipTests package}:
+ * {@code java -Dai.djl.offline=true -cp "target/tasp-djl-0.1.0-SNAPSHOT.jar:target/lib/*" examples/TrainInGroupExample.java}
+ */
 public final class TrainInGroupExample {
 
     public static void main(String[] args) {
@@ -36,6 +40,8 @@ public final class TrainInGroupExample {
                         trainer.step();
                     }
                 }
+                System.out.println("3 training steps with attention over " + group.worldSize() + " ranks (EasyTrain, "
+                        + "TaspTrainer's distributed backward)");
             }
         }
     }
