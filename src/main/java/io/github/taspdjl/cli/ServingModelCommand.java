@@ -1,7 +1,8 @@
 package io.github.taspdjl.cli;
 
 import io.github.taspdjl.plan.Strategy;
-import io.github.taspdjl.serving.DecoderConfig;
+import io.github.taspdjl.models.LlamaConfig;
+import io.github.taspdjl.serving.ServedModelConfig;
 import io.github.taspdjl.serving.ServingFolder;
 import io.github.taspdjl.topology.TopologyDetector;
 import java.nio.file.Files;
@@ -25,7 +26,8 @@ public final class ServingModelCommand implements Callable<Integer> {
     Path dir;
 
     @Option(names = "--params", paramLabel = "FILE",
-            description = "decoder parameters to serve (default: random, from --seed)")
+            description = "parameters to serve: a Hugging Face .safetensors file or folder, a DJL Model.save file, "
+                    + "or ServingFolder.saveParameters output (default: random, from --seed)")
     Path params;
 
     @Option(names = "--ranks", description = "sequence-parallel ranks (default: the GPUs found, else the virtual CPU "
@@ -35,14 +37,28 @@ public final class ServingModelCommand implements Callable<Integer> {
     @Option(names = "--vocab", defaultValue = "256", description = "vocabulary size (default ${DEFAULT-VALUE})")
     int vocab;
 
-    @Option(names = "--embedding", defaultValue = "64", description = "embedding size (default ${DEFAULT-VALUE})")
-    int embedding;
+    @Option(names = {"--hidden", "--embedding"}, defaultValue = "64",
+            description = "hidden (embedding) size (default ${DEFAULT-VALUE})")
+    int hidden;
 
-    @Option(names = "--heads", defaultValue = "4", description = "attention heads (default ${DEFAULT-VALUE})")
+    @Option(names = "--intermediate", defaultValue = "172",
+            description = "hidden units of each SwiGLU MLP (default ${DEFAULT-VALUE})")
+    int intermediate;
+
+    @Option(names = "--heads", defaultValue = "4", description = "query heads (default ${DEFAULT-VALUE})")
     int heads;
 
-    @Option(names = "--layers", defaultValue = "2", description = "transformer layers (default ${DEFAULT-VALUE})")
+    @Option(names = "--kv-heads", defaultValue = "2", description = "key/value heads (default ${DEFAULT-VALUE})")
+    int kvHeads;
+
+    @Option(names = "--layers", defaultValue = "2", description = "decoder layers (default ${DEFAULT-VALUE})")
     int layers;
+
+    @Option(names = "--rope-theta", defaultValue = "10000", description = "rotary base (default ${DEFAULT-VALUE})")
+    double ropeTheta;
+
+    @Option(names = "--tie-embeddings", description = "the LM head reuses the token embedding")
+    boolean tieEmbeddings;
 
     @Option(names = "--max-length", defaultValue = "32768", description = "longest prompt (default ${DEFAULT-VALUE})")
     int maxLength;
@@ -63,13 +79,14 @@ public final class ServingModelCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (params != null && !Files.isRegularFile(params)) {
-            throw new IllegalArgumentException("--params " + params + " is not a file");
+        if (params != null && !Files.exists(params)) {
+            throw new IllegalArgumentException("--params " + params + " does not exist");
         }
         if (shardMinTokens < 1 || groupTimeoutMs < 1) {
             throw new IllegalArgumentException("--shard-min-tokens and --group-timeout-ms must be at least 1");
         }
-        DecoderConfig config = new DecoderConfig(vocab, embedding, heads, layers, maxLength);
+        ServedModelConfig config = new ServedModelConfig(new LlamaConfig(vocab, hidden, intermediate, layers, heads,
+                kvHeads, ropeTheta, 1e-5, tieEmbeddings), maxLength);
         TopologyDetector.Detection detection = TopologyDetector.standard().detect();
         boolean gpu = detection.gpuFound();
         int n = ranks != null ? ranks : gpu ? detection.topology().deviceCount() : TopologyDetector.virtualRanks();
@@ -83,7 +100,7 @@ public final class ServingModelCommand implements Callable<Integer> {
         for (Path p : written) {
             System.out.printf("  %-28s %,d bytes%n", dir.relativize(p), Files.size(p));
         }
-        System.out.println("  " + config + ", " + n + (gpu ? " ranks over the node's GPUs" : " virtual CPU ranks")
+        System.out.println("  " + config.model() + ", max length " + maxLength + ", " + n + (gpu ? " ranks over the node's GPUs" : " virtual CPU ranks")
                 + ", prompts of " + shardMinTokens + "+ tokens sharded");
         System.out.println("serve it: djl-serving -m tasp=file://" + dir.toAbsolutePath()
                 + "  (then POST {\"tokens\": [...], \"top_k\": 5} to /predictions/tasp)");

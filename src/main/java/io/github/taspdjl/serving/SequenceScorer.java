@@ -10,6 +10,7 @@ import io.github.taspdjl.plan.SequenceLayout;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
 import io.github.taspdjl.runtime.Sharding;
+import io.github.taspdjl.runtime.TokenPositions;
 import io.github.taspdjl.topology.Topology;
 import io.github.taspdjl.topology.TopologyDetector;
 import java.util.ArrayList;
@@ -26,7 +27,7 @@ import org.slf4j.LoggerFactory;
  * of the prompt itself. Short prompts run on the calling thread on the model's device; prompts of at
  * least {@link Settings#shardMinTokens} tokens run sharded over a {@link SequenceParallelGroup}
  * (every rank runs the whole model on its shard; attention goes over the plan), as a causal plan
- * lays them out.
+ * lays them out; the model takes its tokens' global positions from the rank context.
  *
  * <p>Thread-safe. Short prompts run concurrently (the parameters are only read). The group runs one
  * sequence at a time, so sharded prompts take turns on a fair lock; a group run that fails (a rank
@@ -59,13 +60,13 @@ public final class SequenceScorer implements AutoCloseable {
 
         /** Reads the settings from translator arguments; absent keys take the defaults. */
         public static Settings fromArguments(Map<String, ?> arguments) {
-            int ranks = arguments.containsKey(RANKS) ? DecoderConfig.intArgument(arguments, RANKS)
+            int ranks = arguments.containsKey(RANKS) ? ServedModelConfig.intArgument(arguments, RANKS)
                     : TopologyDetector.DEFAULT_VIRTUAL_RANKS;
             Object strategy = arguments.get(STRATEGY);
-            long timeout = arguments.containsKey(GROUP_TIMEOUT_MS) ? DecoderConfig.intArgument(arguments, GROUP_TIMEOUT_MS)
-                    : 60_000;
+            long timeout = arguments.containsKey(GROUP_TIMEOUT_MS)
+                    ? ServedModelConfig.intArgument(arguments, GROUP_TIMEOUT_MS) : 60_000;
             int minTokens = arguments.containsKey(SHARD_MIN_TOKENS)
-                    ? DecoderConfig.intArgument(arguments, SHARD_MIN_TOKENS) : 2048;
+                    ? ServedModelConfig.intArgument(arguments, SHARD_MIN_TOKENS) : 2048;
             return new Settings(ranks, strategy == null ? Strategy.TASP : Strategy.fromName(strategy.toString()),
                     timeout, minTokens);
         }
@@ -103,8 +104,8 @@ public final class SequenceScorer implements AutoCloseable {
         this.settings = settings;
     }
 
-    public DecoderConfig config() {
-        return model.config();
+    public DecoderModel model() {
+        return model;
     }
 
     public Settings settings() {
@@ -113,22 +114,22 @@ public final class SequenceScorer implements AutoCloseable {
 
     /** Checks a request against the model; throws {@link InvalidRequestException} naming the problem. */
     public void validate(int[] tokens, int topK) {
-        DecoderConfig c = model.config();
         if (tokens == null || tokens.length == 0) {
             throw new InvalidRequestException("'tokens' is empty: give at least one token id");
         }
-        if (tokens.length > c.maxLength()) {
+        if (tokens.length > model.maxLength()) {
             throw new InvalidRequestException(tokens.length + " tokens is longer than this model's maximum of "
-                    + c.maxLength());
+                    + model.maxLength());
         }
+        int vocabulary = model.vocabularySize();
         for (int i = 0; i < tokens.length; i++) {
-            if (tokens[i] < 0 || tokens[i] >= c.vocabularySize()) {
+            if (tokens[i] < 0 || tokens[i] >= vocabulary) {
                 throw new InvalidRequestException("token id " + tokens[i] + " at index " + i
-                        + " is outside the vocabulary [0, " + c.vocabularySize() + ")");
+                        + " is outside the vocabulary [0, " + vocabulary + ")");
             }
         }
-        if (topK < 1 || topK > c.vocabularySize()) {
-            throw new InvalidRequestException("'top_k' must be between 1 and the vocabulary size " + c.vocabularySize()
+        if (topK < 1 || topK > vocabulary) {
+            throw new InvalidRequestException("'top_k' must be between 1 and the vocabulary size " + vocabulary
                     + ", got " + topK);
         }
     }
@@ -150,13 +151,11 @@ public final class SequenceScorer implements AutoCloseable {
         long t0 = System.nanoTime();
         int s = tokens.length;
         try (NDManager m = manager.newSubManager()) {
-            int[] positions = IntStream.range(0, s).toArray();
             int[] targets = new int[s]; // targets[i] = tokens[i + 1]; the last row has no target (masked below)
             System.arraycopy(tokens, 1, targets, 0, s - 1);
             NDArray ids = m.create(tokens, new Shape(1, s));
-            NDArray pos = m.create(positions, new Shape(1, s));
             NDArray tgt = m.create(targets, new Shape(1, s));
-            Run run = runsSharded(s) ? scoreSharded(ids, pos, tgt, s) : new Run(scorePart(ids, pos, tgt, s), 1);
+            Run run = runsSharded(s) ? scoreSharded(ids, tgt, s) : new Run(scorePart(ids, tgt, s - 1), 1);
             Part whole = run.whole();
             float[] picked = whole.picked().toFloatArray();
             double sequence = 0;
@@ -168,7 +167,7 @@ public final class SequenceScorer implements AutoCloseable {
         }
     }
 
-    private Run scoreSharded(NDArray ids, NDArray pos, NDArray tgt, int s) throws InterruptedException {
+    private Run scoreSharded(NDArray ids, NDArray tgt, int s) throws InterruptedException {
         groupLock.lockInterruptibly();
         try {
             if (closed) {
@@ -180,15 +179,14 @@ public final class SequenceScorer implements AutoCloseable {
             SequenceLayout layout = group.plan(true).layout();
             if (s < layout.minimumLength()) {
                 // the plan needs a token per block piece; such a prompt is cheap on one device anyway
-                return new Run(scorePart(ids, pos, tgt, s), 1);
+                return new Run(scorePart(ids, tgt, s - 1), 1);
             }
             List<NDArray> idShards = Sharding.shardAll(ids, layout, Sharding.TOKENS_AXIS);
-            List<NDArray> posShards = Sharding.shardAll(pos, layout, Sharding.TOKENS_AXIS);
             List<NDArray> tgtShards = Sharding.shardAll(tgt, layout, Sharding.TOKENS_AXIS);
             List<Part> parts;
             try {
                 parts = group.runRanks(s, true,
-                        rank -> scorePart(idShards.get(rank), posShards.get(rank), tgtShards.get(rank), s));
+                        rank -> scorePart(idShards.get(rank), tgtShards.get(rank), lastIndex(layout, rank, s)));
             } catch (RuntimeException e) {
                 logger.warn("sequence-parallel group failed; discarding it (the next long prompt builds a new one): {}",
                         e.toString());
@@ -214,19 +212,26 @@ public final class SequenceScorer implements AutoCloseable {
         }
     }
 
-    /** Log-probs of the targets and, if these tokens include the last position, that row's log-probs. */
-    private Part scorePart(NDArray ids, NDArray pos, NDArray tgt, int seqLen) {
+    /**
+     * Log-probs of the targets and, when {@code lastIndex >= 0} (these tokens include the sequence's
+     * last position, at that local index), that row's log-probs.
+     */
+    private Part scorePart(NDArray ids, NDArray tgt, int lastIndex) {
         ParameterStore ps = new ParameterStore(ids.getManager(), false); // one per call: its caches are not thread-safe
-        NDArray logprobs = model.logits(ps, ids, pos).logSoftmax(2); // (1, s, V)
+        NDArray logprobs = model.logits(ps, ids).logSoftmax(2); // (1, s, V)
         NDArray picked = logprobs.gather(tgt.toType(DataType.INT64, false).expandDims(2), 2).squeeze(2);
-        int[] where = pos.toIntArray();
-        NDArray lastRow = null;
-        for (int i = 0; i < where.length; i++) {
-            if (where[i] == seqLen - 1) {
-                lastRow = logprobs.get(0, i);
+        return new Part(picked, lastIndex >= 0 ? logprobs.get(0, lastIndex) : null);
+    }
+
+    /** Where rank {@code rank}'s shard holds the sequence's last token, or -1. */
+    private static int lastIndex(SequenceLayout layout, int rank, int seqLen) {
+        long[] positions = TokenPositions.global(layout, rank, seqLen);
+        for (int i = 0; i < positions.length; i++) {
+            if (positions[i] == seqLen - 1) {
+                return i;
             }
         }
-        return new Part(picked, lastRow);
+        return -1;
     }
 
     private static List<TokenLogprob> topK(float[] logprobs, int k) {

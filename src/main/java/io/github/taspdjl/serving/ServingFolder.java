@@ -1,10 +1,13 @@
 package io.github.taspdjl.serving;
 
 import ai.djl.MalformedModelException;
+import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import io.github.taspdjl.models.LlamaModel;
+import io.github.taspdjl.models.LlamaWeights;
 import io.github.taspdjl.plan.Strategy;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
@@ -23,6 +26,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.UUID;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
 import java.util.jar.Manifest;
@@ -47,14 +51,12 @@ public final class ServingFolder {
     /** The translator argument naming the parameter file inside the folder. */
     public static final String PARAMETERS = "parameters";
     public static final String DEFAULT_PARAMETERS_FILE = "tasp-lm.params";
-    /** The shape {@code tasp serving-model} writes when none is given: small, but 256 tokens and 32K long. */
-    public static final DecoderConfig DEFAULT_CONFIG = new DecoderConfig(256, 64, 4, 2, 32_768);
 
     private ServingFolder() {}
 
     /** What to write. */
-    public record Spec(DecoderConfig config, Path parameters, long seed, int ranks, boolean gpu, int shardMinTokens,
-            long groupTimeoutMs, Strategy strategy) {}
+    public record Spec(ServedModelConfig config, Path parameters, long seed, int ranks, boolean gpu,
+            int shardMinTokens, long groupTimeoutMs, Strategy strategy) {}
 
     /**
      * Writes a complete folder into {@code dir} (created if missing; files of ours in it are
@@ -67,35 +69,64 @@ public final class ServingFolder {
         }
         Files.createDirectories(dir);
         List<Path> written = new ArrayList<>();
-        Path params = dir.resolve(DEFAULT_PARAMETERS_FILE);
-        if (spec.parameters() != null) {
-            Files.copy(spec.parameters(), params, StandardCopyOption.REPLACE_EXISTING);
-        } else {
+        Path params;
+        if (spec.parameters() == null) {
+            params = dir.resolve(DEFAULT_PARAMETERS_FILE);
             writeRandomParameters(params, spec.config(), spec.seed());
+            written.add(params);
+        } else if (Files.isDirectory(spec.parameters())) {
+            params = dir.resolve("weights"); // a sharded Hugging Face checkpoint
+            Files.createDirectories(params);
+            for (Path f : safetensorsIn(spec.parameters())) {
+                written.add(Files.copy(f, params.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING));
+            }
+        } else {
+            params = dir.resolve(isSafetensors(spec.parameters()) ? "model.safetensors" : DEFAULT_PARAMETERS_FILE);
+            written.add(Files.copy(spec.parameters(), params, StandardCopyOption.REPLACE_EXISTING));
         }
-        written.add(params);
         Path props = dir.resolve("serving.properties");
-        Files.writeString(props, properties(spec));
+        Files.writeString(props, properties(spec, dir.relativize(params).toString()));
         written.add(props);
         written.addAll(writeLibs(dir.resolve("libs")));
         return written;
     }
 
-    /** A decoder of this shape with the parameters read from {@code file}, on {@code manager}'s device. */
-    public static DecoderModel loadModel(Path file, DecoderConfig config, NDManager manager)
+    /**
+     * A Llama model of this shape with the parameters read from {@code path}, on {@code manager}'s
+     * device, frozen (inference only). {@code path} is one of: a Hugging Face {@code .safetensors}
+     * file or a folder of them ({@code LlamaWeights}); a file of DJL's {@code Model.save} (it starts
+     * with {@code DJL@}); the parameters of the model's block ({@link #saveParameters}).
+     */
+    public static DecoderModel loadModel(Path path, ServedModelConfig config, NDManager manager)
             throws IOException, MalformedModelException {
-        if (!Files.isRegularFile(file)) {
-            throw new IOException("parameter file not found: " + file);
-        }
-        DemoDecoder model = new DemoDecoder(config);
-        try (InputStream in = new BufferedInputStream(Files.newInputStream(file))) {
-            model.loadParameters(manager, new DataInputStream(in));
+        LlamaModel model = LlamaModel.builder().setConfig(config.model()).build();
+        String what = path.getFileName() + " as a Llama model with " + config.model();
+        try {
+            if (Files.isDirectory(path) || isSafetensors(path)) {
+                LlamaWeights.loadSafetensors(model, path, manager);
+            } else if (!Files.isRegularFile(path)) {
+                throw new IOException("parameter file not found: " + path);
+            } else if (isDjlModelFile(path)) {
+                // Model.load reads its header and then the block's parameters onto its own manager,
+                // which must live as long as the served model: it closes with the caller's manager.
+                Model holder = Model.newInstance("tasp-lm", manager.getDevice(), "PyTorch");
+                manager.attachInternal("tasp-params-" + UUID.randomUUID(), holder);
+                holder.setBlock(model);
+                try (InputStream in = new BufferedInputStream(Files.newInputStream(path))) {
+                    holder.load(in);
+                }
+                requireShapes(model, config, path);
+            } else {
+                try (InputStream in = new BufferedInputStream(Files.newInputStream(path))) {
+                    model.loadParameters(manager, new DataInputStream(in));
+                }
+                requireShapes(model, config, path);
+            }
         } catch (MalformedModelException | IOException | RuntimeException e) {
-            throw new MalformedModelException("cannot read " + file.getFileName() + " as a decoder with " + config
-                    + " (was it saved from a model of another shape?): " + e.getMessage(), e);
+            throw new MalformedModelException("cannot read " + what + ": " + e.getMessage(), e);
         }
-        requireShapes(model, config, file);
-        return model;
+        model.freezeParameters(true); // no autograd graph on the worker and rank threads
+        return new ServedLlama(model, config.maxLength());
     }
 
     /**
@@ -103,57 +134,83 @@ public final class ServingFolder {
      * model of another vocabulary or width would load and then compute nonsense: compare every
      * parameter with a freshly initialized model of the expected shape.
      */
-    private static void requireShapes(DemoDecoder loaded, DecoderConfig config, Path file)
+    private static void requireShapes(LlamaModel loaded, ServedModelConfig config, Path file)
             throws MalformedModelException {
         try (NDManager scratch = NDManager.newBaseManager(ai.djl.Device.cpu(), "PyTorch")) {
-            DemoDecoder expected = new DemoDecoder(config);
-            expected.initialize(scratch, DataType.FLOAT32, new Shape(1, 1), new Shape(1, 1));
+            LlamaModel expected = LlamaModel.builder().setConfig(config.model()).build();
+            expected.initialize(scratch);
             var want = expected.getParameters();
             var got = loaded.getParameters();
+            if (want.size() != got.size()) {
+                throw new MalformedModelException(file.getFileName() + " holds " + got.size() + " parameters, a "
+                        + "Llama model with " + config.model() + " has " + want.size());
+            }
             for (int i = 0; i < want.size(); i++) {
                 Shape w = want.get(i).getValue().getArray().getShape();
                 Shape g = got.get(i).getValue().getArray().getShape();
                 if (!w.equals(g)) {
                     throw new MalformedModelException(file.getFileName() + ": parameter " + got.get(i).getKey()
-                            + " is " + g + ", but a decoder with " + config + " has " + w);
+                            + " is " + g + ", but a Llama model with " + config.model() + " has " + w);
                 }
             }
         }
     }
 
-    /** Saves a model's parameters in the format {@link #loadModel} reads. */
-    public static void saveParameters(DecoderModel model, Path file) throws IOException {
+    /** Saves a model's parameters in the block format {@link #loadModel} reads. */
+    public static void saveParameters(Block block, Path file) throws IOException {
         try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(file))) {
             DataOutputStream dos = new DataOutputStream(out);
-            model.block().saveParameters(dos);
+            block.saveParameters(dos);
             dos.flush();
         }
     }
 
-    private static void writeRandomParameters(Path file, DecoderConfig config, long seed) throws IOException {
+    private static void writeRandomParameters(Path file, ServedModelConfig config, long seed) throws IOException {
         Engine engine = Engine.getEngine("PyTorch");
         engine.setRandomSeed((int) seed);
         try (NDManager manager = NDManager.newBaseManager(ai.djl.Device.cpu(), "PyTorch")) {
-            DemoDecoder model = new DemoDecoder(config);
-            model.initialize(manager, DataType.FLOAT32, new Shape(1, 1), new Shape(1, 1));
+            LlamaModel model = LlamaModel.builder().setConfig(config.model()).build();
+            model.initialize(manager);
             saveParameters(model, file);
         }
     }
 
-    private static void checkParameters(Path file, DecoderConfig config) throws IOException, MalformedModelException {
+    private static boolean isSafetensors(Path p) {
+        return p.getFileName().toString().endsWith(".safetensors");
+    }
+
+    private static boolean isDjlModelFile(Path p) throws IOException {
+        try (InputStream in = Files.newInputStream(p)) {
+            byte[] magic = in.readNBytes(4);
+            return new String(magic, java.nio.charset.StandardCharsets.US_ASCII).equals("DJL@");
+        }
+    }
+
+    private static List<Path> safetensorsIn(Path dir) throws IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            List<Path> out = files.filter(ServingFolder::isSafetensors).sorted().toList();
+            if (out.isEmpty()) {
+                throw new IOException(dir + " holds no .safetensors files");
+            }
+            return out;
+        }
+    }
+
+    private static void checkParameters(Path file, ServedModelConfig config)
+            throws IOException, MalformedModelException {
         try (NDManager manager = NDManager.newBaseManager(ai.djl.Device.cpu(), "PyTorch")) {
             loadModel(file, config, manager);
         }
     }
 
-    static String properties(Spec spec) {
+    static String properties(Spec spec, String parametersPath) {
         StringBuilder sb = new StringBuilder();
         sb.append("# A tasp-djl decoder language model for DJL Serving, written by `tasp serving-model`.\n");
         sb.append("# Keys starting with \"option.\" go to Model.load (prefix stripped); every other key reaches\n");
         sb.append("# the translator (io.github.taspdjl.serving.TaspServingTranslator, found in libs/) as an argument.\n\n");
         line(sb, "engine", "PyTorch", "the DJL engine that runs the model");
         line(sb, "blockFactory", "ai.djl.nn.IdentityBlockFactory", "DJL's identity block stands in for the model's "
-                + "block: the translator builds the decoder itself, because a long prompt runs across a group");
+                + "block: the translator builds the Llama model itself, because a long prompt runs across a group");
         line(sb, "option.hasParameter", "false", "Model.load reads no parameter file; the translator reads `parameters`");
         line(sb, "load_on_devices", spec.gpu() ? "0" : "cpu", "one device entry, so one copy of the model: its "
                 + "worker owns all ranks of the group (" + (spec.gpu() ? "GPU 0" : "no GPU: virtual CPU ranks") + ")");
@@ -162,7 +219,7 @@ public final class ServingFolder {
         line(sb, "batch_size", "4", "requests the worker takes at once; each is answered on its own");
         line(sb, "max_batch_delay", "100", "milliseconds to wait for a batch to fill");
         line(sb, "job_queue_size", "64", "requests that may wait for the worker");
-        line(sb, PARAMETERS, DEFAULT_PARAMETERS_FILE, "the decoder's parameters, in this folder");
+        line(sb, PARAMETERS, parametersPath, "the model's parameters, in this folder");
         for (Map.Entry<String, String> e : spec.config().toArguments().entrySet()) {
             line(sb, e.getKey(), e.getValue(), describe(e.getKey()));
         }
@@ -178,11 +235,16 @@ public final class ServingFolder {
 
     private static String describe(String key) {
         return switch (key) {
-            case DecoderConfig.VOCABULARY -> "token ids are 0 .. vocab_size-1";
-            case DecoderConfig.EMBEDDING -> "embedding width";
-            case DecoderConfig.HEADS -> "attention heads";
-            case DecoderConfig.LAYERS -> "transformer layers";
-            case DecoderConfig.MAX_LENGTH -> "longest prompt accepted, in tokens";
+            case ServedModelConfig.VOCABULARY -> "token ids are 0 .. vocab_size-1";
+            case ServedModelConfig.HIDDEN -> "embedding width";
+            case ServedModelConfig.INTERMEDIATE -> "hidden units of each SwiGLU MLP";
+            case ServedModelConfig.LAYERS -> "decoder layers";
+            case ServedModelConfig.HEADS -> "query heads";
+            case ServedModelConfig.KV_HEADS -> "key/value heads (grouped-query attention)";
+            case ServedModelConfig.ROPE_THETA -> "base of the rotary position embeddings";
+            case ServedModelConfig.RMS_NORM_EPS -> "epsilon of every RMSNorm";
+            case ServedModelConfig.TIE_EMBEDDINGS -> "whether the LM head reuses the token embedding";
+            case ServedModelConfig.MAX_LENGTH -> "longest prompt accepted, in tokens";
             default -> key;
         };
     }

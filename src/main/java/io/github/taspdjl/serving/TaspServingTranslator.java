@@ -67,7 +67,7 @@ public final class TaspServingTranslator implements ServingTranslator {
         Model model = ctx.getModel();
         Map<String, Object> args = new HashMap<>(model.getProperties());
         args.putAll(arguments);
-        DecoderConfig config = DecoderConfig.fromArguments(args);
+        ServedModelConfig config = ServedModelConfig.fromArguments(args);
         Object file = args.getOrDefault(ServingFolder.PARAMETERS, ServingFolder.DEFAULT_PARAMETERS_FILE);
         Path dir = model.getModelPath();
         DecoderModel decoder = ServingFolder.loadModel(dir.resolve(file.toString()), config, model.getNDManager());
@@ -117,7 +117,7 @@ public final class TaspServingTranslator implements ServingTranslator {
 
     private int defaultTopK(SequenceScorer s) {
         Object v = arguments.get(DEFAULT_TOP_K);
-        return v == null ? Math.min(5, s.config().vocabularySize()) : DecoderConfig.intArgument(arguments, DEFAULT_TOP_K);
+        return v == null ? Math.min(5, s.model().vocabularySize()) : ServedModelConfig.intArgument(arguments, DEFAULT_TOP_K);
     }
 
     /** A parsed request. */

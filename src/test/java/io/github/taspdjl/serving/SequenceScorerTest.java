@@ -5,8 +5,8 @@ import static org.testng.Assert.expectThrows;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
+import io.github.taspdjl.models.LlamaConfig;
+import io.github.taspdjl.models.LlamaModel;
 import io.github.taspdjl.plan.Strategy;
 import org.testng.annotations.AfterClass;
 import org.testng.annotations.BeforeClass;
@@ -18,7 +18,7 @@ import org.testng.annotations.Test;
  */
 public class SequenceScorerTest {
 
-    private static final DecoderConfig CONFIG = new DecoderConfig(64, 16, 2, 2, 512);
+    private static final LlamaConfig CONFIG = new LlamaConfig(64, 16, 32, 2, 2, 1, 10_000, 1e-5, true);
 
     private NDManager manager;
     private SequenceScorer sharded;
@@ -28,8 +28,10 @@ public class SequenceScorerTest {
     public void setUp() {
         manager = NDManager.newBaseManager("PyTorch");
         Engine.getEngine("PyTorch").setRandomSeed(21);
-        DemoDecoder model = new DemoDecoder(CONFIG);
-        model.initialize(manager, DataType.FLOAT32, new Shape(1, 1), new Shape(1, 1));
+        LlamaModel llama = LlamaModel.builder().setConfig(CONFIG).build();
+        llama.initialize(manager);
+        llama.freezeParameters(true);
+        ServedLlama model = new ServedLlama(llama, 512);
         sharded = new SequenceScorer(model, manager, new SequenceScorer.Settings(4, Strategy.TASP, 30_000, 1));
         oneDevice = new SequenceScorer(model, manager, new SequenceScorer.Settings(1, Strategy.TASP, 30_000, 1));
     }
@@ -45,7 +47,7 @@ public class SequenceScorerTest {
     public void shardedAnswersEqualOneDeviceAtEveryLength() throws Exception {
         // TASP causal on 4 ranks: 8 blocks of 3 chunks, so 24 tokens is the shortest sharded prompt
         for (int length : new int[] {1, 5, 23, 24, 25, 31, 100, 257, 512}) {
-            int[] tokens = ServingAnswers.randomTokens(length, CONFIG.vocabularySize(), length);
+            int[] tokens = ServingAnswers.randomTokens(length, CONFIG.vocabSize(), length);
             SequenceScorer.Scores got = sharded.score(tokens, 6);
             SequenceScorer.Scores want = oneDevice.score(tokens, 6);
             assertEquals(got.ranks(), length >= 24 ? 4 : 1, "ranks used for " + length + " tokens");

@@ -21,6 +21,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.github.taspdjl.cli.TaspCli;
+import io.github.taspdjl.models.LlamaConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -49,7 +50,8 @@ public class ServedModelTest {
 
     private static final int VOCAB = 256;
     private static final int MAX = 16_384;
-    private static final DecoderConfig CONFIG = new DecoderConfig(VOCAB, 32, 2, 1, MAX);
+    private static final ServedModelConfig CONFIG =
+            new ServedModelConfig(new LlamaConfig(VOCAB, 32, 64, 1, 4, 2, 10_000, 1e-5, false), MAX);
 
     private Path dir;
     private ZooModel<Input, Output> model;
@@ -60,7 +62,8 @@ public class ServedModelTest {
     public void writeAndLoad() throws Exception {
         dir = Files.createTempDirectory("tasp-served");
         int exit = TaspCli.commandLine().execute("serving-model", dir.toString(), "--ranks", "4", "--vocab", "256",
-                "--embedding", "32", "--heads", "2", "--layers", "1", "--max-length", Integer.toString(MAX),
+                "--hidden", "32", "--intermediate", "64", "--heads", "4", "--kv-heads", "2", "--layers", "1",
+                "--max-length", Integer.toString(MAX),
                 "--shard-min-tokens", "1024", "--seed", "11");
         assertEquals(exit, 0, "tasp serving-model failed");
         model = DjlServingLoader.load(dir);

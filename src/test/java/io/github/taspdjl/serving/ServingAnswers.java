@@ -29,10 +29,9 @@ final class ServingAnswers {
         float[] lp; // the decoder on the whole prompt, on one device
         try (NDManager m = manager.newSubManager()) {
             NDArray ids = m.create(tokens, new Shape(1, s));
-            NDArray pos = m.create(IntStream.range(0, s).toArray(), new Shape(1, s));
-            lp = direct.logits(new ParameterStore(m, false), ids, pos).logSoftmax(2).toFloatArray(); // (1, s, V)
+            lp = direct.logits(new ParameterStore(m, false), ids).logSoftmax(2).toFloatArray(); // (1, s, V)
         }
-        int vocab = direct.config().vocabularySize();
+        int vocab = direct.vocabularySize();
         double sequence = 0;
         for (int i = 0; i + 1 < s; i++) {
             sequence += lp[i * vocab + tokens[i + 1]];
