@@ -2,8 +2,10 @@ import ai.djl.inference.Predictor;
 import ai.djl.modality.Input;
 import ai.djl.modality.Output;
 import ai.djl.repository.zoo.ZooModel;
+import io.github.taspdjl.models.LlamaConfig;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.serving.DjlServingLoader;
+import io.github.taspdjl.serving.ServedModelConfig;
 import io.github.taspdjl.serving.ServingFolder;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,8 +27,10 @@ public final class ServeModelFolder {
         // without an argument: a fresh folder of random parameters, as bin/tasp serving-model writes it
         Path folder = args.length > 0 ? Path.of(args[0]) : Files.createTempDirectory("tasp-lm");
         if (args.length == 0) {
-            ServingFolder.write(folder, new ServingFolder.Spec(ServingFolder.DEFAULT_CONFIG, null, 2026, 8, false, 2048,
-                    60_000, Strategy.TASP));
+            // a small Llama-style decoder: vocabulary 256, hidden 64, 2 layers, 4 heads over 2 key/value heads
+            ServedModelConfig config = new ServedModelConfig(
+                    new LlamaConfig(256, 64, 128, 2, 4, 2, 10_000, 1e-5, true), 32_768);
+            ServingFolder.write(folder, new ServingFolder.Spec(config, null, 2026, 8, false, 2048, 60_000, Strategy.TASP));
         }
         try (ZooModel<Input, Output> model = DjlServingLoader.load(folder);
                 Predictor<Input, Output> predictor = model.newPredictor()) {
