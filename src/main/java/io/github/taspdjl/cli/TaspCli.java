@@ -38,6 +38,14 @@ public final class TaspCli implements Runnable {
      */
     public static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new TaspCli());
+        // Every command answers -V / --version the same way, including commands added later that
+        // do not name a provider themselves.
+        VersionCommand.Provider version = new VersionCommand.Provider();
+        for (CommandLine sub : cli.getSubcommands().values()) {
+            if (sub.getCommandSpec().versionProvider() == null) {
+                sub.getCommandSpec().versionProvider(version);
+            }
+        }
         cli.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             String name = cmd.getCommandName();
             if (ex instanceof IllegalArgumentException) {

@@ -41,6 +41,21 @@ public class CliOptionsTest {
     }
 
     @Test
+    public void everyCommandAnswersVersion() {
+        String expected = new VersionCommand.Provider().getVersion()[0];
+        for (String name : TaspCli.commandLine().getSubcommands().keySet()) {
+            if (name.equals("help")) {
+                continue;
+            }
+            for (String flag : new String[] {"--version", "-V"}) {
+                Run r = run(name, flag);
+                assertEquals(r.exit(), 0, name + " " + flag + ": " + r.err());
+                assertEquals(r.out().strip(), expected, name + " " + flag);
+            }
+        }
+    }
+
+    @Test
     public void badDemoOptionsNameTheOption() {
         String[][] cases = {
             {"--layers", "0"}, {"--layers", "-1"}, {"--embedding", "0"}, {"--embedding", "30"}, {"--heads", "0"},
