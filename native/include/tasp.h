@@ -106,16 +106,14 @@ TASP_API int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, i
                                tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                                tasp_tensor* lse, double* stats, int64_t stats_len);
 
-// ---- Distributed backward (in-process transport) --------------------------------------------------
-// Where the key/value gradients of one backward run meet: every rank of the run uses the same one.
-typedef void* tasp_exchange;
-TASP_API int tasp_exchange_create(int world_size, int64_t timeout_ms, tasp_exchange* out);
-TASP_API int tasp_exchange_destroy(tasp_exchange x);
+// ---- Distributed backward (every transport) ----------------------------------------------------
 // One rank's part of the backward of tasp_rank_forward (see native/src/executor_backward.h): the same
 // program, its return map (lowered from the same plan), the rank's shard q, k, v, its forward out
-// and lse, and dout. Returns dq (q's shape), dk, dv (k's shape), exact, accumulated in fp32; stats as
-// for tasp_rank_forward.
-TASP_API int tasp_rank_backward(tasp_group g, tasp_exchange x, int rank, const int64_t* program, int64_t program_len,
+// and lse, and dout. Returns dq (q's shape), dk, dv (k's shape), exact, accumulated in fp32; the
+// key/value gradients of received keys travel back to their owners through the transport, in fp32.
+// stats as for tasp_rank_forward (the backward has one step more than the program; stats_len from
+// the program keeps the first ones).
+TASP_API int tasp_rank_backward(tasp_group g, int rank, const int64_t* program, int64_t program_len,
                                 const int64_t* return_map, int64_t return_map_len, tasp_tensor dout, tasp_tensor q,
                                 tasp_tensor k, tasp_tensor v, tasp_tensor out, tasp_tensor lse, int has_scale,
                                 double scale, tasp_tensor* dq, tasp_tensor* dk, tasp_tensor* dv, double* stats,
@@ -141,6 +139,12 @@ TASP_API int tasp_nccl_comm_abort(tasp_nccl_comm comm);
 TASP_API int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len, tasp_tensor q,
                                     tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                                     tasp_tensor* lse, double* stats, int64_t stats_len);
+// As tasp_rank_backward, over NCCL.
+TASP_API int tasp_nccl_rank_backward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len,
+                                     const int64_t* return_map, int64_t return_map_len, tasp_tensor dout,
+                                     tasp_tensor q, tasp_tensor k, tasp_tensor v, tasp_tensor out, tasp_tensor lse,
+                                     int has_scale, double scale, tasp_tensor* dq, tasp_tensor* dk, tasp_tensor* dv,
+                                     double* stats, int64_t stats_len);
 // This rank will not run the collective its peers are starting (bad input found before the call):
 // takes part in the agreement exchange with `why`, so every rank fails at once, naming this one.
 TASP_API int tasp_nccl_reject(tasp_nccl_comm comm, const char* why);
@@ -162,6 +166,13 @@ TASP_API int tasp_tcp_mesh_destroy(tasp_tcp_mesh mesh);
 TASP_API int tasp_tcp_rank_forward(tasp_tcp_mesh mesh, const int64_t* program, int64_t program_len, tasp_tensor q,
                                    tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                                    tasp_tensor* lse, double* stats, int64_t stats_len);
+
+// As tasp_rank_backward, over the mesh.
+TASP_API int tasp_tcp_rank_backward(tasp_tcp_mesh mesh, const int64_t* program, int64_t program_len,
+                                    const int64_t* return_map, int64_t return_map_len, tasp_tensor dout, tasp_tensor q,
+                                    tasp_tensor k, tasp_tensor v, tasp_tensor out, tasp_tensor lse, int has_scale,
+                                    double scale, tasp_tensor* dq, tasp_tensor* dk, tasp_tensor* dv, double* stats,
+                                    int64_t stats_len);
 
 // Element types for tasp_cast.
 #define TASP_DTYPE_FLOAT32 0

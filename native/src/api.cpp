@@ -256,6 +256,14 @@ void write_stats(const tasp::RankStats& s, double* stats, int64_t stats_len) {
   size_t n = std::min(all.size(), static_cast<size_t>(std::max<int64_t>(stats_len, 0)));
   std::memcpy(stats, all.data(), n * sizeof(double));
 }
+
+void write_gradients(tasp::RankGradients& r, tasp_tensor* dq, tasp_tensor* dk, tasp_tensor* dv, double* stats,
+                     int64_t stats_len) {
+  write_stats(r.stats, stats, stats_len);
+  *dq = r.dq.release();
+  *dk = r.dk.release();
+  *dv = r.dv.release();
+}
 }  // namespace
 
 int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len, tasp_tensor q,
@@ -286,33 +294,34 @@ int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, int64_t pr
   });
 }
 
-int tasp_exchange_create(int world_size, int64_t timeout_ms, tasp_exchange* out) {
+int tasp_rank_backward(tasp_group g, int rank, const int64_t* program, int64_t program_len, const int64_t* return_map,
+                       int64_t return_map_len, tasp_tensor dout, tasp_tensor q, tasp_tensor k, tasp_tensor v,
+                       tasp_tensor out, tasp_tensor lse, int has_scale, double scale, tasp_tensor* dq, tasp_tensor* dk,
+                       tasp_tensor* dv, double* stats, int64_t stats_len) {
   return guarded([&] {
-    if (out == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "exchange: null output pointer");
-    *out = new tasp::GradientExchange(world_size, timeout_ms);
+    if (program == nullptr || dq == nullptr || dk == nullptr || dv == nullptr) {
+      tasp::fail(TASP_ERR_ARGUMENT, "backward: null pointer");
+    }
+    tasp::RankGradients r = tasp::rank_backward(group_of(g), rank, program, program_len, return_map, return_map_len,
+                                                handle(dout), handle(q), handle(k), handle(v), handle(out),
+                                                handle(lse), has_scale ? &scale : nullptr);
+    write_gradients(r, dq, dk, dv, stats, stats_len);
   });
 }
 
-int tasp_exchange_destroy(tasp_exchange x) {
-  return guarded([&] { delete static_cast<tasp::GradientExchange*>(x); });
-}
-
-int tasp_rank_backward(tasp_group g, tasp_exchange x, int rank, const int64_t* program, int64_t program_len,
-                       const int64_t* return_map, int64_t return_map_len, tasp_tensor dout, tasp_tensor q,
-                       tasp_tensor k, tasp_tensor v, tasp_tensor out, tasp_tensor lse, int has_scale, double scale,
-                       tasp_tensor* dq, tasp_tensor* dk, tasp_tensor* dv, double* stats, int64_t stats_len) {
+int tasp_nccl_rank_backward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len,
+                            const int64_t* return_map, int64_t return_map_len, tasp_tensor dout, tasp_tensor q,
+                            tasp_tensor k, tasp_tensor v, tasp_tensor out, tasp_tensor lse, int has_scale,
+                            double scale, tasp_tensor* dq, tasp_tensor* dk, tasp_tensor* dv, double* stats,
+                            int64_t stats_len) {
   return guarded([&] {
-    if (x == nullptr || program == nullptr || dq == nullptr || dk == nullptr || dv == nullptr) {
-      tasp::fail(TASP_ERR_ARGUMENT, "backward: null pointer");
+    if (comm == nullptr || program == nullptr || dq == nullptr || dk == nullptr || dv == nullptr) {
+      tasp::fail(TASP_ERR_ARGUMENT, "nccl backward: null pointer");
     }
-    tasp::RankGradients r = tasp::rank_backward(group_of(g), *static_cast<tasp::GradientExchange*>(x), rank, program,
-                                                program_len, return_map, return_map_len, handle(dout), handle(q),
-                                                handle(k), handle(v), handle(out), handle(lse),
-                                                has_scale ? &scale : nullptr);
-    write_stats(r.stats, stats, stats_len);
-    *dq = r.dq.release();
-    *dk = r.dk.release();
-    *dv = r.dv.release();
+    tasp::RankGradients r = tasp::nccl_rank_backward(*static_cast<tasp::NcclComm*>(comm), program, program_len,
+                                                     return_map, return_map_len, handle(dout), handle(q), handle(k),
+                                                     handle(v), handle(out), handle(lse), has_scale ? &scale : nullptr);
+    write_gradients(r, dq, dk, dv, stats, stats_len);
   });
 }
 
@@ -366,6 +375,21 @@ int tasp_tcp_rank_forward(tasp_tcp_mesh m, const int64_t* program, int64_t progr
     write_stats(r.stats, stats, stats_len);
     *out = r.out.release();
     *lse = r.lse.release();
+  });
+}
+
+int tasp_tcp_rank_backward(tasp_tcp_mesh m, const int64_t* program, int64_t program_len, const int64_t* return_map,
+                           int64_t return_map_len, tasp_tensor dout, tasp_tensor q, tasp_tensor k, tasp_tensor v,
+                           tasp_tensor out, tasp_tensor lse, int has_scale, double scale, tasp_tensor* dq,
+                           tasp_tensor* dk, tasp_tensor* dv, double* stats, int64_t stats_len) {
+  return guarded([&] {
+    if (program == nullptr || dq == nullptr || dk == nullptr || dv == nullptr) {
+      tasp::fail(TASP_ERR_ARGUMENT, "tcp backward: null pointer");
+    }
+    tasp::RankGradients r = tasp::tcp_rank_backward(mesh_of(m), program, program_len, return_map, return_map_len,
+                                                    handle(dout), handle(q), handle(k), handle(v), handle(out),
+                                                    handle(lse), has_scale ? &scale : nullptr);
+    write_gradients(r, dq, dk, dv, stats, stats_len);
   });
 }
 

@@ -72,7 +72,7 @@ RankResult run_rank(Transport& t, const int64_t* program, int64_t program_len, A
     acc = make_accumulators(batch, heads, p.q_tokens, dim, qi);
 
     const int64_t q_elems = batch * heads * p.q_tokens * dim;  // q staging and the output
-    const int64_t kv_token = batch * own->token_bytes;          // bytes of one token of k or v
+    const int64_t kv_token = batch * own->token_bytes[kOwnBuffer];  // bytes of one token of k or v
     result.stats.buffer_bytes = element_size(qi.dtype) * 2 * q_elems + 2 * kv_token * (p.kv_tokens + 2 * cap) +
                                 4 * (q_elems + batch * heads * p.q_tokens);
     RunDescriptor descriptor = describe(RunKind::kForward, p, qi, ki, scale);

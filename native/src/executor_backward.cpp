@@ -1,8 +1,9 @@
 #include "executor_backward.h"
 
 #include <algorithm>
-#include <chrono>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "attention.h"
 #include "executor_common.h"
@@ -10,88 +11,22 @@
 
 namespace tasp {
 
-GradientExchange::GradientExchange(int world_size, int64_t timeout_ms)
-    : world_(world_size), timeout_ms_(timeout_ms), dk_(static_cast<size_t>(std::max(world_size, 0)), nullptr),
-      dv_(static_cast<size_t>(std::max(world_size, 0)), nullptr) {
-  if (world_size < 1) fail_arg("exchange: world size must be at least 1, got " + std::to_string(world_size));
-  if (timeout_ms < 1) fail_arg("exchange: timeout must be at least 1 ms, got " + std::to_string(timeout_ms));
-  for (int r = 0; r < world_size; ++r) owner_locks_.push_back(std::make_unique<std::mutex>());
-}
-
-void GradientExchange::fail_arg(const std::string& why) { tasp::fail(TASP_ERR_ARGUMENT, why); }
-
-void GradientExchange::wait_count(Group& group, int64_t& counter, const char* what) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
-  while (counter < world_ && !failed_) {
-    // Polls the group too: a peer that failed in the transport fails the group, not this object.
-    cv_.wait_for(lock, std::chrono::milliseconds(20));
-    lock.unlock();
-    try {
-      group.check();
-    } catch (const Error& e) {
-      lock.lock();
-      failed_ = true;
-      if (failure_.empty()) failure_ = e.what();
-      break;
-    }
-    lock.lock();
-    if (counter < world_ && !failed_ && std::chrono::steady_clock::now() > deadline) {
-      failed_ = true;
-      failure_ = std::string("backward: ") + what + ": only " + std::to_string(counter) + " of " +
-                 std::to_string(world_) + " ranks within " + std::to_string(timeout_ms_) + " ms";
-      lock.unlock();
-      group.fail(failure_);
-      lock.lock();
-    }
-  }
-  cv_.notify_all();
-  if (failed_) tasp::fail(TASP_ERR_GROUP, failure_);
-}
-
-void GradientExchange::publish(Group& group, int rank, AtenTensorHandle dk_acc, AtenTensorHandle dv_acc) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    dk_[static_cast<size_t>(rank)] = dk_acc;
-    dv_[static_cast<size_t>(rank)] = dv_acc;
-    ++published_;
-    cv_.notify_all();
-  }
-  wait_count(group, published_, "waiting for every rank's gradient accumulators");
-}
-
-void GradientExchange::add_into(int owner, int64_t owner_start, AtenTensorHandle dk_part, AtenTensorHandle dv_part) {
-  if (owner < 0 || owner >= world_) tasp::fail(TASP_ERR_ARGUMENT, "backward: no owner rank " + std::to_string(owner));
-  std::lock_guard<std::mutex> lock(*owner_locks_[static_cast<size_t>(owner)]);
-  add_tokens(dk_[static_cast<size_t>(owner)], owner_start, dk_part);
-  add_tokens(dv_[static_cast<size_t>(owner)], owner_start, dv_part);
-}
-
-void GradientExchange::finish(Group& group, int) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++finished_;
-    cv_.notify_all();
-  }
-  wait_count(group, finished_, "waiting for every rank's last gradient addition");
-}
-
-void GradientExchange::fail(const std::string& why) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!failed_) {
-    failed_ = true;
-    failure_ = why;
-  }
-  cv_.notify_all();
-}
-
 namespace {
 
-struct ReturnRange {
-  int64_t buffer, start, count, owner, owner_start;
+// What comes back to this rank in one backward step: tokens [dst_start, + count) of its
+// return-receive buffer add into its own key tokens [own_start, + count).
+struct ReturnIn {
+  int64_t dst_start, count, own_start;
 };
 
-std::vector<std::vector<ReturnRange>> parse_return_map(const int64_t* w, int64_t n, const Program& p) {
+struct Returns {
+  int64_t capacity = 0;                    // tokens of each return-receive buffer
+  std::vector<std::vector<ReturnIn>> in;   // per backward step
+};
+
+// Parses the return map and appends its transfers to the backward program `p` (the forward's steps
+// plus one); throws TASP_ERR_ARGUMENT naming what is wrong.
+Returns add_returns(const int64_t* w, int64_t n, Program& p) {
   auto bad = [&](const std::string& why) { fail(TASP_ERR_ARGUMENT, "backward: malformed return map: " + why); };
   int64_t i = 0;
   auto next = [&]() {
@@ -100,23 +35,48 @@ std::vector<std::vector<ReturnRange>> parse_return_map(const int64_t* w, int64_t
   };
   if (w == nullptr) bad("null");
   if (next() != kReturnMapMagic) bad("bad magic");
-  if (next() != kReturnMapVersion) bad("unsupported version");
-  if (next() != static_cast<int64_t>(p.steps.size())) bad("step count differs from the program's");
-  std::vector<std::vector<ReturnRange>> map(p.steps.size());
-  for (size_t s = 0; s < p.steps.size(); ++s) {
-    int64_t count = next();
-    if (count < 0) bad("negative count");
-    for (int64_t j = 0; j < count; ++j) {
-      ReturnRange r{next(), next(), next(), next(), next()};
-      if ((r.buffer != 0 && r.buffer != 1) || r.start < 0 || r.count < 1 || r.start + r.count > p.recv_capacity) {
-        bad("received range out of its buffer");
+  if (next() != kReturnMapVersion) bad("unsupported version (this library reads version " +
+                                       std::to_string(kReturnMapVersion) + ")");
+  const int64_t forward_steps = static_cast<int64_t>(p.steps.size()) - 1;
+  if (next() != forward_steps) bad("step count differs from the program's");
+  Returns r;
+  r.capacity = next();
+  if (r.capacity < 0) bad("negative return capacity");
+  r.in.resize(p.steps.size());
+  auto peer_ok = [&](int64_t peer) {
+    if (peer < 0 || peer >= p.world || peer == p.rank) bad("peer " + std::to_string(peer));
+  };
+  for (int64_t b = 0; b <= forward_steps; ++b) {
+    StepProgram& sp = p.steps[static_cast<size_t>(b)];
+    const int64_t ns = next(), nr = next();
+    if (ns < 0 || nr < 0) bad("negative count");
+    // Gradients of what step b - 1 computed: nothing before step 1 computed on received keys.
+    if (b < 2 && ns > 0) bad("returns in step " + std::to_string(b) + ", before any were computed");
+    for (int64_t j = 0; j < ns; ++j) {
+      int64_t owner = next(), src_start = next(), count = next(), dst_start = next();
+      peer_ok(owner);
+      if (src_start < 0 || count < 1 || src_start + count > p.recv_capacity || dst_start < 0) {
+        bad("returned tokens [" + std::to_string(src_start) + ", +" + std::to_string(count) +
+            ") out of the return buffer of " + std::to_string(p.recv_capacity) + " tokens");
       }
-      if (r.owner < 0 || r.owner >= p.world || r.owner == p.rank || r.owner_start < 0) bad("owner");
-      map[s].push_back(r);
+      sp.sends.push_back(Send{owner, kReturnSendBuffer + (b - 1) % 2, src_start, count, kReturnRecvBuffer + b % 2,
+                              dst_start});
+    }
+    for (int64_t j = 0; j < nr; ++j) {
+      int64_t peer = next(), dst_start = next(), count = next(), own_start = next();
+      peer_ok(peer);
+      if (dst_start < 0 || count < 1 || dst_start + count > r.capacity || own_start < 0 ||
+          own_start + count > p.kv_tokens) {
+        bad("a return of tokens [" + std::to_string(dst_start) + ", +" + std::to_string(count) + ") into own tokens " +
+            std::to_string(own_start) + " does not fit (capacity " + std::to_string(r.capacity) + ", " +
+            std::to_string(p.kv_tokens) + " own tokens)");
+      }
+      sp.recvs.push_back(Recv{peer, kReturnRecvBuffer + b % 2, dst_start, count});
+      r.in[static_cast<size_t>(b)].push_back(ReturnIn{dst_start, count, own_start});
     }
   }
   if (i != n) bad("trailing words");
-  return map;
+  return r;
 }
 
 // Rows [start, start + count) of a (B, S, H, D) fp32 accumulator += part (B, H, count, D), in fp32.
@@ -130,9 +90,11 @@ void add_rows_bhsd(AtenTensorHandle acc_tm, int64_t start, AtenTensorHandle part
   check_torch(torch().copy(rows.get(), sum.get(), 0), "aoti_torch_copy_");
 }
 
-Tensor zeros_like_shape(const std::vector<int64_t>& sizes, const TensorInfo& like) {
+void zero(AtenTensorHandle t) { check_torch(torch_fn<aoti_zero_fn>("aoti_torch_zero_", false)(t), "aoti_torch_zero_"); }
+
+Tensor zeros(const std::vector<int64_t>& sizes, const TensorInfo& like) {
   Tensor t = empty(sizes, torch().dtype_float32(), like.device_type, like.device_index);
-  check_torch(torch_fn<aoti_zero_fn>("aoti_torch_zero_", false)(t.get()), "aoti_torch_zero_");
+  zero(t.get());
   return t;
 }
 
@@ -146,29 +108,35 @@ Tensor from_token_major(AtenTensorHandle acc_tm, int32_t dtype) {
   return out;
 }
 
+// What arrived back in step `step` (its return-receive buffer) adds into the own accumulators.
+void add_returned(const Returns& returns, int64_t step, const RankBuffers& buf, AtenTensorHandle dk_acc,
+                  AtenTensorHandle dv_acc) {
+  const int64_t b = kReturnRecvBuffer + step % 2;
+  for (const ReturnIn& r : returns.in[static_cast<size_t>(step)]) {
+    Tensor pk = token_view(buf.k[b].get(), r.dst_start, r.count);
+    Tensor pv = token_view(buf.v[b].get(), r.dst_start, r.count);
+    add_rows_bhsd(dk_acc, r.own_start, pk.get());
+    add_rows_bhsd(dv_acc, r.own_start, pv.get());
+  }
+}
+
 }  // namespace
 
-// acc (B, S, H, D) rows [start, + count) += part (B, H, count, D); exposed for the exchange.
-void add_tokens(AtenTensorHandle acc_tm, int64_t start, AtenTensorHandle part) { add_rows_bhsd(acc_tm, start, part); }
-
-RankGradients rank_backward(Group& group, GradientExchange& exchange, int rank, const int64_t* program,
-                            int64_t program_len, const int64_t* return_map, int64_t return_map_len,
-                            AtenTensorHandle dout, AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v,
-                            AtenTensorHandle out, AtenTensorHandle lse, const double* scale) {
+RankGradients run_backward(Transport& t, const int64_t* program, int64_t program_len, const int64_t* return_map,
+                           int64_t return_map_len, AtenTensorHandle dout, AtenTensorHandle q, AtenTensorHandle k,
+                           AtenTensorHandle v, AtenTensorHandle out, AtenTensorHandle lse, const double* scale) {
   auto t_start = Clock::now();
-  if (exchange.world_size() != group.world_size()) {
-    fail(TASP_ERR_ARGUMENT, "backward: the exchange has " + std::to_string(exchange.world_size()) +
-                                " ranks, the group " + std::to_string(group.world_size()));
-  }
-  std::unique_ptr<Transport> t = in_process_transport(group, rank);
+  const int rank = t.rank();
   RankGradients result;
   Program p;
   TensorInfo qi, ki;
   Tensor dq_acc, dk_acc, dv_acc;
   try {
     // Everything before start() may fail on this rank alone: abort() then fails the peers at once.
-    p = parse(program, program_len, rank, t->world());
-    std::vector<std::vector<ReturnRange>> returns = parse_return_map(return_map, return_map_len, p);
+    p = parse(program, program_len, rank, t.world());
+    const int64_t forward_steps = static_cast<int64_t>(p.steps.size());
+    p.steps.emplace_back();  // the last returns
+    Returns returns = add_returns(return_map, return_map_len, p);
     qi = info(q);
     ki = info(k);
     TensorInfo vi = info(v), oi = info(out), di = info(dout), li = info(lse);
@@ -189,40 +157,55 @@ RankGradients rank_backward(Group& group, GradientExchange& exchange, int rank, 
       fail(TASP_ERR_ARGUMENT, "backward: lse must be float32 " + shape_string(lse_shape) + ", got " +
                                   shape_string(li.sizes) + " " + dtype_name(li.dtype));
     }
-    t->check_device(qi);
+    t.check_device(qi);
 
-    // Token-major staging, as in the forward: q, out, dout, the key/value buffers (shared with the
-    // peers that write into them).
+    // Token-major staging, as in the forward: q, out, dout, the key/value buffers; then the fp32
+    // return buffers (all shared with the peers that write into them).
     Tensor q_tm = to_token_major(q), o_tm = to_token_major(out), d_tm = to_token_major(dout);
     Tensor lse_c = empty(lse_shape, li.dtype, li.device_type, li.device_index);
     check_torch(torch().copy(lse_c.get(), lse, 0), "aoti_torch_copy_");
-    std::shared_ptr<const RankBuffers> buffers = stage_key_values(p, k, v);
+    std::shared_ptr<RankBuffers> staged = stage_key_values(p, k, v);
+    const int64_t send_cap = std::max<int64_t>(p.recv_capacity, 1), recv_cap = std::max<int64_t>(returns.capacity, 1);
+    for (int parity = 0; parity < 2; ++parity) {
+      const int64_t s = kReturnSendBuffer + parity, r = kReturnRecvBuffer + parity;
+      staged->k[s] = zeros({batch, send_cap, kv_heads, dim}, ki);
+      staged->v[s] = zeros({batch, send_cap, kv_heads, dim}, ki);
+      staged->k[r] = zeros({batch, recv_cap, kv_heads, dim}, ki);
+      staged->v[r] = zeros({batch, recv_cap, kv_heads, dim}, ki);
+      staged->capacity_tokens[s] = p.recv_capacity;
+      staged->capacity_tokens[r] = returns.capacity;
+      staged->token_bytes[s] = staged->token_bytes[r] = kv_heads * dim * 4;
+    }
+    std::shared_ptr<const RankBuffers> buffers = staged;
     const RankBuffers& buf = *buffers;
-    const int64_t cap = std::max<int64_t>(p.recv_capacity, 1);
-    // fp32 accumulators, token-major: dq (own queries), dk/dv (own keys; the exchange adds into
-    // them), and one step's dk/dv of received keys before they go to their owners.
-    dq_acc = zeros_like_shape({batch, p.q_tokens, heads, dim}, qi);
-    dk_acc = zeros_like_shape({batch, p.kv_tokens, kv_heads, dim}, ki);
-    dv_acc = zeros_like_shape({batch, p.kv_tokens, kv_heads, dim}, ki);
-    Tensor dk_step = zeros_like_shape({batch, cap, kv_heads, dim}, ki);
-    Tensor dv_step = zeros_like_shape({batch, cap, kv_heads, dim}, ki);
+    // fp32 accumulators, token-major: dq (own queries), dk/dv (own keys).
+    dq_acc = zeros({batch, p.q_tokens, heads, dim}, qi);
+    dk_acc = zeros({batch, p.kv_tokens, kv_heads, dim}, ki);
+    dv_acc = zeros({batch, p.kv_tokens, kv_heads, dim}, ki);
 
     const int64_t e = element_size(qi.dtype);
     const int64_t q_elems = batch * heads * p.q_tokens * dim;
     const int64_t kv_token = batch * kv_heads * dim;
-    result.stats.buffer_bytes = e * (4 * q_elems + 2 * kv_token * (p.kv_tokens + 2 * cap)) +
-                                4 * (q_elems + batch * heads * p.q_tokens + 2 * kv_token * (p.kv_tokens + cap));
+    result.stats.buffer_bytes = e * (4 * q_elems + 2 * kv_token * (p.kv_tokens + 2 * send_cap)) +
+                                4 * (q_elems + batch * heads * p.q_tokens +
+                                     2 * kv_token * (p.kv_tokens + 2 * send_cap + 2 * recv_cap));
     RunDescriptor descriptor = describe(RunKind::kBackward, p, qi, ki, scale);
-    exchange.publish(group, rank, dk_acc.get(), dv_acc.get());
-    t->start(p, descriptor, buffers);
-    for (size_t s = 0; s < p.steps.size(); ++s) {
-      const int64_t step = static_cast<int64_t>(s);
-      t->post(step);
-      t->before_compute(step);
+    t.start(p, descriptor, buffers);
+    for (int64_t step = 0; step <= forward_steps; ++step) {
+      t.post(step);
+      t.before_compute(step);
       auto t0 = Clock::now();
-      bool received = false;
-      for (const Task& task : p.steps[s].tasks) {
-        t->check();
+      if (step >= 1) add_returned(returns, step - 1, buf, dk_acc.get(), dv_acc.get());
+      const std::vector<Task>& tasks = p.steps[static_cast<size_t>(step)].tasks;
+      // This step's gradients of received keys: the return buffer of its parity, sent in step + 1
+      // (its previous contents went out in step - 1, which has completed).
+      const int64_t ret = kReturnSendBuffer + step % 2;
+      if (std::any_of(tasks.begin(), tasks.end(), [](const Task& x) { return x.buffer != kOwnBuffer; })) {
+        zero(buf.k[ret].get());
+        zero(buf.v[ret].get());
+      }
+      for (const Task& task : tasks) {
+        t.check();
         Tensor qv = token_view(q_tm.get(), task.q_start, task.q_count);
         Tensor ov = token_view(o_tm.get(), task.q_start, task.q_count);
         Tensor gv = token_view(d_tm.get(), task.q_start, task.q_count);
@@ -232,40 +215,23 @@ RankGradients rank_backward(Group& group, GradientExchange& exchange, int rank, 
         AttentionGrads g = attention_backward(gv.get(), qv.get(), kv_k.get(), kv_v.get(), ov.get(), lv.get(),
                                               task.causal != 0, scale);
         add_rows_bhsd(dq_acc.get(), task.q_start, g.dq.get());
-        if (task.buffer == 2) {
-          exchange.add_into_own(rank, task.kv_start, g.dk.get(), g.dv.get());
-        } else {
-          add_rows_bhsd(dk_step.get(), task.kv_start, g.dk.get());
-          add_rows_bhsd(dv_step.get(), task.kv_start, g.dv.get());
-          received = true;
-        }
-      }
-      // What this step computed on received keys goes to the keys' owners; the step buffer is then
-      // cleared for the next step.
-      if (received) {
-        for (const ReturnRange& r : returns[s]) {
-          Tensor pk = token_view(dk_step.get(), r.start, r.count);
-          Tensor pv = token_view(dv_step.get(), r.start, r.count);
-          exchange.add_into(static_cast<int>(r.owner), r.owner_start, pk.get(), pv.get());
-        }
-        check_torch(torch_fn<aoti_zero_fn>("aoti_torch_zero_", false)(dk_step.get()), "aoti_torch_zero_");
-        check_torch(torch_fn<aoti_zero_fn>("aoti_torch_zero_", false)(dv_step.get()), "aoti_torch_zero_");
+        const bool own = task.buffer == kOwnBuffer;
+        add_rows_bhsd(own ? dk_acc.get() : buf.k[ret].get(), task.kv_start, g.dk.get());
+        add_rows_bhsd(own ? dv_acc.get() : buf.v[ret].get(), task.kv_start, g.dv.get());
       }
       double compute = ms_since(t0);
       result.stats.compute_ms += compute;
       result.stats.step_compute_ms.push_back(compute);
-      t->after_compute(step);
+      t.after_compute(step);
     }
-    t->finish();
-    t->report(result.stats);
-    exchange.finish(group, rank);
+    t.finish();
+    add_returned(returns, forward_steps, buf, dk_acc.get(), dv_acc.get());
+    t.report(result.stats);
   } catch (const Error& err) {
-    exchange.fail(err.what());
-    t->abort(err.what(), err.code() == TASP_ERR_GROUP);
+    t.abort(err.what(), err.code() == TASP_ERR_GROUP);
     throw;
   } catch (const std::exception& err) {
-    exchange.fail(err.what());
-    t->abort(err.what(), false);
+    t.abort(err.what(), false);
     throw;
   }
   result.dq = from_token_major(dq_acc.get(), qi.dtype);
@@ -273,6 +239,14 @@ RankGradients rank_backward(Group& group, GradientExchange& exchange, int rank, 
   result.dv = from_token_major(dv_acc.get(), ki.dtype);
   result.stats.total_ms = ms_since(t_start);
   return result;
+}
+
+RankGradients rank_backward(Group& group, int rank, const int64_t* program, int64_t program_len,
+                            const int64_t* return_map, int64_t return_map_len, AtenTensorHandle dout,
+                            AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, AtenTensorHandle out,
+                            AtenTensorHandle lse, const double* scale) {
+  std::unique_ptr<Transport> t = in_process_transport(group, rank);
+  return run_backward(*t, program, program_len, return_map, return_map_len, dout, q, k, v, out, lse, scale);
 }
 
 }  // namespace tasp

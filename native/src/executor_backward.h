@@ -1,24 +1,36 @@
-// The distributed attention backward over the in-process transport (executor_backward.cpp).
+// The distributed attention backward over any transport (executor_backward.cpp).
 //
 // Each rank replays its forward program: the same key/value transfers over the same transport, step
 // by step, double-buffered and overlapped with compute. Where the forward ran attention on a block,
 // the backward runs the flash backward of that block with the rank's *global* output, LSE and output
 // gradient, which gives that block's exact share of dq, dk and dv:
 //   * dq adds up locally, in fp32;
-//   * dk and dv of the rank's own keys add up in its fp32 accumulators; those of a received chunk
-//     are added, in fp32, into the chunk owner's accumulators (a GradientExchange shared by the
-//     ranks of one process) right after the step's compute, so memory stays O(S / n) per rank.
-// The return map (one array per rank, lowered by RankProgram from the same plan) says, per step,
-// where each received key range came from:
-//   header: magic, version, steps; per step: n, then n x (buffer, start, count, owner, owner_start)
+//   * dk and dv of the rank's own keys add up in its fp32 accumulators;
+//   * dk and dv of keys received in step t - 1 and computed on in step t are summed (fp32) into the
+//     rank's return buffer of parity t (buffers 3, 4; executor_common.h) and travel back to the
+//     keys' owners in step t + 1, as transfers of their own next to that step's key/value transfers,
+//     so they overlap step t + 1's compute. They land in the owner's return-receive buffer of parity
+//     t + 1 (buffers 5, 6) and the owner adds them into its fp32 accumulators during step t + 2 (or
+//     after the last step). The backward has one step more than the forward: the last returns.
+// Returns travel in fp32: a partial in the input dtype would be rounded once per rank that computed
+// on the chunk, an error that grows with the world size; fp32 keeps the sum exact to fp32 rounding at
+// any world size, for 2x the bytes of a bf16 return (the same bytes for fp32 inputs).
+// Returns go straight to the owner (one hop on an all-to-all fabric such as NVSwitch or the TCP mesh;
+// on other fabrics the transport routes them).
+// Memory per rank stays O(S / n): two return buffers of the receive capacity, two return-receive
+// buffers of the most tokens returned to the rank in one step.
+//
+// The return map (one array per rank, lowered by RankProgram from the same plan), version 2:
+//   header: magic, version, forward steps S, return capacity (tokens, buffers 5 and 6)
+//   per backward step b = 0 .. S: n_sends, n_recvs, then
+//     n_sends x (owner, src_start, count, dst_start): tokens [src_start, + count) of return buffer
+//               3 + (b - 1) % 2 go to the owner's return-receive buffer 5 + b % 2 at dst_start;
+//     n_recvs x (peer, dst_start, count, own_start): tokens [dst_start, + count) of this rank's buffer
+//               5 + b % 2 come from `peer` and add into its own key tokens [own_start, + count).
+// Per peer pair the sends and receives of a step are in the same order (every transport pairs them).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <memory>
-#include <mutex>
-#include <string>
-#include <vector>
 
 #include "executor.h"
 #include "group.h"
@@ -26,46 +38,10 @@
 
 namespace tasp {
 
+class Transport;
+
 constexpr int64_t kReturnMapMagic = 0x7A5B0B01;
-constexpr int64_t kReturnMapVersion = 1;
-
-// Where the dk/dv of received key ranges go: shared by the ranks of one backward run.
-class GradientExchange {
- public:
-  GradientExchange(int world_size, int64_t timeout_ms);
-
-  int world_size() const { return world_; }
-  // Publishes rank's fp32 accumulators (token-major (B, S, Hkv, D)) and waits until every rank has.
-  void publish(Group& group, int rank, AtenTensorHandle dk_acc, AtenTensorHandle dv_acc);
-  // acc[owner][owner_start .. + count) += part (fp32), under the owner's lock.
-  void add_into(int owner, int64_t owner_start, AtenTensorHandle dk_part, AtenTensorHandle dv_part);
-  // The rank's own keys: acc[rank] += part, under its lock (peers may add at the same time).
-  void add_into_own(int rank, int64_t start, AtenTensorHandle dk_part, AtenTensorHandle dv_part) {
-    add_into(rank, start, dk_part, dv_part);
-  }
-  // This rank made its last addition; waits until every rank has (then every accumulator is final).
-  void finish(Group& group, int rank);
-  // Wakes every waiter with this failure.
-  void fail(const std::string& why);
-
- private:
-  void wait_count(Group& group, int64_t& counter, const char* what);
-  [[noreturn]] static void fail_arg(const std::string& why);
-
-  int world_;
-  int64_t timeout_ms_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<AtenTensorHandle> dk_, dv_;
-  std::vector<std::unique_ptr<std::mutex>> owner_locks_;
-  int64_t published_ = 0;
-  int64_t finished_ = 0;
-  bool failed_ = false;
-  std::string failure_;
-};
-
-// acc (B, S, H, D) fp32, token rows [start, + count) += part (B, H, count, D).
-void add_tokens(AtenTensorHandle acc_tm, int64_t start, AtenTensorHandle part);
+constexpr int64_t kReturnMapVersion = 2;
 
 struct RankGradients {
   Tensor dq;  // (B, Hq, Sq, D), input dtype
@@ -74,11 +50,17 @@ struct RankGradients {
   RankStats stats;
 };
 
-// One rank's backward: q, k, v its shard (as for rank_forward); out, lse its forward result;
-// dout the gradient of out. `program` is the forward's program, `return_map` its return map.
-RankGradients rank_backward(Group& group, GradientExchange& exchange, int rank, const int64_t* program,
-                            int64_t program_len, const int64_t* return_map, int64_t return_map_len,
-                            AtenTensorHandle dout, AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v,
-                            AtenTensorHandle out, AtenTensorHandle lse, const double* scale);
+// One rank's backward over `transport`: q, k, v its shard (as for the forward); out, lse its forward
+// result; dout the gradient of out. `program` is the forward's program, `return_map` its return map.
+RankGradients run_backward(Transport& transport, const int64_t* program, int64_t program_len,
+                           const int64_t* return_map, int64_t return_map_len, AtenTensorHandle dout,
+                           AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, AtenTensorHandle out,
+                           AtenTensorHandle lse, const double* scale);
+
+// The in-process transport's entry (every rank of the group calls it from its own thread).
+RankGradients rank_backward(Group& group, int rank, const int64_t* program, int64_t program_len,
+                            const int64_t* return_map, int64_t return_map_len, AtenTensorHandle dout,
+                            AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, AtenTensorHandle out,
+                            AtenTensorHandle lse, const double* scale);
 
 }  // namespace tasp

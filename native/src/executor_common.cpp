@@ -233,7 +233,7 @@ std::shared_ptr<RankBuffers> stage_key_values(const Program& p, AtenTensorHandle
   }
   own->capacity_tokens[2] = p.kv_tokens;
   own->batch = batch;
-  own->token_bytes = kv_heads * dim * element_size(ki.dtype);  // transfers move keys and values
+  for (int b = 0; b < 3; ++b) own->token_bytes[b] = kv_heads * dim * element_size(ki.dtype);
   return own;
 }
 

@@ -86,16 +86,31 @@ int64_t descriptor_words(int world);
 std::vector<int64_t> encode_descriptor(const RunDescriptor& d, int world);
 RunDescriptor decode_descriptor(const int64_t* words, int world);
 
-// One rank's buffers of a run: 0 and 1 receive, 2 is the rank's own key/value shard (token-major,
-// (B, S, H, D)), with their capacities. Peers write into 0 and 1 and read nothing else; a peer's
-// communication thread holds its own reference for as long as it may write, so a rank that fails
-// and returns early never frees memory a peer still copies into.
+// One rank's buffers of a run, token-major (B, S, H, D), with their capacities in tokens:
+//   0, 1: the double-buffered key/value receive buffers (input dtype; k holds keys, v values);
+//   2: the rank's own key/value shard;
+//   3, 4: (backward) the key/value gradients this rank computed on received keys in a step, by
+//         step parity, before they go back to the keys' owners (fp32; k holds dk, v holds dv);
+//   5, 6: (backward) what peers return to this rank in a step, by step parity (fp32), added into
+//         its own gradient accumulators in the next step.
+// Peers write into the receive buffers (0, 1, 5, 6) and read nothing; a peer's communication thread
+// holds its own reference for as long as it may write, so a rank that fails and returns early never
+// frees memory a peer still copies into. A buffer a run does not use has capacity 0.
+constexpr int kBufferCount = 7;
+constexpr int64_t kOwnBuffer = 2;
+constexpr int64_t kReturnSendBuffer = 3;  // + step parity
+constexpr int64_t kReturnRecvBuffer = 5;  // + step parity
+inline bool is_receive_buffer(int64_t b) { return b == 0 || b == 1 || b == 5 || b == 6; }
+
 struct RankBuffers {
-  Tensor k[3], v[3];
-  int64_t capacity_tokens[3] = {0, 0, 0};
+  Tensor k[kBufferCount], v[kBufferCount];
+  int64_t capacity_tokens[kBufferCount] = {0, 0, 0, 0, 0, 0, 0};
+  // One token of one batch element of k (or v) of each buffer: heads * D * element size.
+  int64_t token_bytes[kBufferCount] = {0, 0, 0, 0, 0, 0, 0};
   int64_t batch = 0;
-  int64_t token_bytes = 0;  // one token of one batch element of k (or v): Hkv * D * element size
-  int64_t capacity_bytes(int64_t buffer) const { return batch * capacity_tokens[buffer] * token_bytes; }
+  int64_t capacity_bytes(int64_t buffer) const { return batch * capacity_tokens[buffer] * token_bytes[buffer]; }
+  // Bytes one transfer of `count` tokens of `buffer` moves (keys and values).
+  int64_t transfer_bytes(int64_t buffer, int64_t count) const { return 2 * batch * count * token_bytes[buffer]; }
 };
 
 // A rank's buffers for program p: k and v staged token-major as buffer 2, receive buffers 0 and 1.

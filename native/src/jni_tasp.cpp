@@ -336,22 +336,14 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclRankForw
                      });
 }
 
-JNIEXPORT jlong JNICALL Java_io_github_taspdjl_jni_TaspLibrary_exchangeCreate(JNIEnv* env, jclass, jint world,
-                                                                             jlong timeout_ms) {
-  void* x = nullptr;
-  int rc = tasp_exchange_create(world, timeout_ms, &x);
-  if (rc != TASP_OK) throw_java(env, rc, "exchange create");
-  return j(x);
-}
+}  // extern "C"
 
-JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_exchangeDestroy(JNIEnv* env, jclass, jlong x) {
-  int rc = tasp_exchange_destroy(h(x));
-  if (rc != TASP_OK) throw_java(env, rc, "exchange destroy");
-}
-
-JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankBackward(
-    JNIEnv* env, jclass, jlong g, jlong x, jint rank, jlongArray program, jlongArray return_map, jlong dout, jlong q,
-    jlong k, jlong v, jlong out, jlong lse, jboolean has_scale, jdouble scale, jdoubleArray stats) {
+namespace {
+// The common part of the backward entries: copies the program and the return map, runs `call`
+// (one of tasp_*rank_backward) and returns {dq, dk, dv}.
+template <typename Call>
+jlongArray run_backward_program(JNIEnv* env, jlongArray program, jlongArray return_map, jdoubleArray stats,
+                                const char* what, Call call) {
   jsize n = env->GetArrayLength(program);
   std::vector<int64_t> words(static_cast<size_t>(n));
   env->GetLongArrayRegion(program, 0, n, reinterpret_cast<jlong*>(words.data()));
@@ -362,15 +354,55 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankBackward
   void* dq = nullptr;
   void* dk = nullptr;
   void* dv = nullptr;
-  int rc = tasp_rank_backward(h(g), h(x), rank, words.data(), static_cast<int64_t>(words.size()), map.data(),
-                              static_cast<int64_t>(map.size()), h(dout), h(q), h(k), h(v), h(out), h(lse), has_scale,
-                              scale, &dq, &dk, &dv, st.data(), static_cast<int64_t>(st.size()));
+  int rc = call(words, map, &dq, &dk, &dv, st.data(), static_cast<int64_t>(st.size()));
   if (rc != TASP_OK) {
-    throw_java(env, rc, "rank backward");
+    throw_java(env, rc, what);
     return nullptr;
   }
   copy_stats(env, stats, st);
   return handles_array(env, {dq, dk, dv});
+}
+}  // namespace
+
+extern "C" {
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankBackward(
+    JNIEnv* env, jclass, jlong g, jint rank, jlongArray program, jlongArray return_map, jlong dout, jlong q, jlong k,
+    jlong v, jlong out, jlong lse, jboolean has_scale, jdouble scale, jdoubleArray stats) {
+  return run_backward_program(
+      env, program, return_map, stats, "rank backward",
+      [&](const std::vector<int64_t>& w, const std::vector<int64_t>& map, void** dq, void** dk, void** dv, double* st,
+          int64_t st_len) {
+        return tasp_rank_backward(h(g), rank, w.data(), static_cast<int64_t>(w.size()), map.data(),
+                                  static_cast<int64_t>(map.size()), h(dout), h(q), h(k), h(v), h(out), h(lse),
+                                  has_scale, scale, dq, dk, dv, st, st_len);
+      });
+}
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpRankBackward(
+    JNIEnv* env, jclass, jlong mesh, jlongArray program, jlongArray return_map, jlong dout, jlong q, jlong k, jlong v,
+    jlong out, jlong lse, jboolean has_scale, jdouble scale, jdoubleArray stats) {
+  return run_backward_program(
+      env, program, return_map, stats, "tcp rank backward",
+      [&](const std::vector<int64_t>& w, const std::vector<int64_t>& map, void** dq, void** dk, void** dv, double* st,
+          int64_t st_len) {
+        return tasp_tcp_rank_backward(h(mesh), w.data(), static_cast<int64_t>(w.size()), map.data(),
+                                      static_cast<int64_t>(map.size()), h(dout), h(q), h(k), h(v), h(out), h(lse),
+                                      has_scale, scale, dq, dk, dv, st, st_len);
+      });
+}
+
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclRankBackward(
+    JNIEnv* env, jclass, jlong comm, jlongArray program, jlongArray return_map, jlong dout, jlong q, jlong k, jlong v,
+    jlong out, jlong lse, jboolean has_scale, jdouble scale, jdoubleArray stats) {
+  return run_backward_program(
+      env, program, return_map, stats, "nccl rank backward",
+      [&](const std::vector<int64_t>& w, const std::vector<int64_t>& map, void** dq, void** dk, void** dv, double* st,
+          int64_t st_len) {
+        return tasp_nccl_rank_backward(h(comm), w.data(), static_cast<int64_t>(w.size()), map.data(),
+                                       static_cast<int64_t>(map.size()), h(dout), h(q), h(k), h(v), h(out), h(lse),
+                                       has_scale, scale, dq, dk, dv, st, st_len);
+      });
 }
 
 JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpMeshCreate(JNIEnv* env, jclass, jint world,

@@ -97,10 +97,13 @@ class CommWorker {
     };
     if (peer == nullptr) fail(TASP_ERR_GROUP, where() + ": the receiver published no buffers for this run");
     const int64_t sb = s.src_buffer, db = s.dst_buffer;
-    if (peer->batch != own_->batch || peer->token_bytes != own_->token_bytes) {
+    if (!is_receive_buffer(db) || sb < 0 || sb >= kBufferCount) {
+      fail(TASP_ERR_ARGUMENT, where() + ": from buffer " + std::to_string(sb) + " into buffer " + std::to_string(db));
+    }
+    if (peer->batch != own_->batch || peer->token_bytes[db] != own_->token_bytes[sb]) {
       fail(TASP_ERR_ARGUMENT, where() + ": the receiver's tokens are " + std::to_string(peer->batch) + " x " +
-                                  std::to_string(peer->token_bytes) + " bytes, this rank's " +
-                                  std::to_string(own_->batch) + " x " + std::to_string(own_->token_bytes));
+                                  std::to_string(peer->token_bytes[db]) + " bytes, this rank's " +
+                                  std::to_string(own_->batch) + " x " + std::to_string(own_->token_bytes[sb]));
     }
     if (s.dst_start < 0 || s.count < 1 || s.dst_start + s.count > peer->capacity_tokens[db]) {
       fail(TASP_ERR_ARGUMENT, where() + ": tokens [" + std::to_string(s.dst_start) + ", " +
@@ -123,13 +126,12 @@ class CommWorker {
     auto t0 = Clock::now();
     std::vector<double> link_seconds(static_cast<size_t>(group_.world_size()), 0.0);
     std::vector<std::pair<Clock::time_point, int>> arrivals;  // (when, receiver)
-    const int64_t bytes_per_token = own_->batch * own_->token_bytes;
     for (const Send& s : sp.sends) {
       const RankBuffers& peer = target(s, step);
       const int64_t sb = s.src_buffer, db = s.dst_buffer;
       copy_tokens(peer.k[db].get(), s.dst_start, own_->k[sb].get(), s.src_start, s.count);
       copy_tokens(peer.v[db].get(), s.dst_start, own_->v[sb].get(), s.src_start, s.count);
-      int64_t bytes = 2 * s.count * bytes_per_token;
+      int64_t bytes = own_->transfer_bytes(sb, s.count);
       bytes_sent += bytes;
       double rate = group_.link_rate(rank_, static_cast<int>(s.peer));
       double& link = link_seconds[static_cast<size_t>(s.peer)];

@@ -12,6 +12,7 @@
 #include "executor_common.h"
 #include "nccl.h"
 #include "transport.h"
+#include "executor_backward.h"
 #include "transport_nccl.h"
 
 namespace tasp {
@@ -273,7 +274,7 @@ class NcclTransport final : public Transport {
                                            comm_stream_),
                      "ncclSend");
         });
-        bytes_sent_ += 2 * own_->batch * x.count * own_->token_bytes;
+        bytes_sent_ += own_->transfer_bytes(x.src_buffer, x.count);
       }
       for (const Recv& x : sp.recvs) {
         each_segment(x.dst_buffer, x.dst_start, x.count, [&](void* ptr, size_t bytes) {
@@ -393,7 +394,8 @@ class NcclTransport final : public Transport {
       const int64_t e = element_size(ti.dtype);
       char* base = static_cast<char*>(data_of(t));
       for (int64_t b = 0; b < own_->batch; ++b) {
-        fn(base + (b * ti.strides[0] + start * ti.strides[1]) * e, static_cast<size_t>(count * own_->token_bytes));
+        fn(base + (b * ti.strides[0] + start * ti.strides[1]) * e,
+           static_cast<size_t>(count * own_->token_bytes[buffer]));
       }
     }
   }
@@ -444,6 +446,15 @@ RankResult nccl_rank_forward(NcclComm& c, const int64_t* program, int64_t progra
   Busy busy(c);
   NcclTransport transport(c);
   return run_rank(transport, program, program_len, q, k, v, scale);
+}
+
+RankGradients nccl_rank_backward(NcclComm& c, const int64_t* program, int64_t program_len,
+                                 const int64_t* return_map, int64_t return_map_len, AtenTensorHandle dout,
+                                 AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, AtenTensorHandle out,
+                                 AtenTensorHandle lse, const double* scale) {
+  Busy busy(c);
+  NcclTransport transport(c);
+  return run_backward(transport, program, program_len, return_map, return_map_len, dout, q, k, v, out, lse, scale);
 }
 
 void nccl_reject(NcclComm& c, const std::string& why) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "executor.h"
+#include "executor_backward.h"
 #include "torch_api.h"
 
 namespace tasp {
@@ -30,6 +31,11 @@ void nccl_comm_abort(NcclComm* comm);
 
 RankResult nccl_rank_forward(NcclComm& comm, const int64_t* program, int64_t program_len, AtenTensorHandle q,
                              AtenTensorHandle k, AtenTensorHandle v, const double* scale);
+// The backward of nccl_rank_forward (see executor_backward.h); q, k, v, out, lse, dout on its GPU.
+RankGradients nccl_rank_backward(NcclComm& comm, const int64_t* program, int64_t program_len,
+                                 const int64_t* return_map, int64_t return_map_len, AtenTensorHandle dout,
+                                 AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, AtenTensorHandle out,
+                                 AtenTensorHandle lse, const double* scale);
 // This rank cannot run the collective the others are starting (bad input found before the native
 // call): takes part in the agreement exchange with `why`, so every rank fails at once, naming it.
 void nccl_reject(NcclComm& comm, const std::string& why);

@@ -23,6 +23,12 @@ RankResult nccl_rank_forward(NcclComm&, const int64_t*, int64_t, AtenTensorHandl
   no_cuda();
 }
 
+RankGradients nccl_rank_backward(NcclComm&, const int64_t*, int64_t, const int64_t*, int64_t, AtenTensorHandle,
+                                 AtenTensorHandle, AtenTensorHandle, AtenTensorHandle, AtenTensorHandle,
+                                 AtenTensorHandle, const double*) {
+  no_cuda();
+}
+
 void nccl_reject(NcclComm&, const std::string&) { no_cuda(); }
 
 }  // namespace tasp

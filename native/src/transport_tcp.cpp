@@ -276,12 +276,14 @@ class TcpMesh {
         expected[static_cast<size_t>(r.peer)].push_back({static_cast<int64_t>(s), r});
       }
     }
-    for (int b = 0; b < 3; ++b) {
+    for (int b = 0; b < kBufferCount; ++b) {
+      if (own->k[b].get() == nullptr) continue;  // a buffer this run does not use
       // Dense (B, S, H, D): a token range of one batch element is one run of bytes.
       for (AtenTensorHandle t : {own->k[b].get(), own->v[b].get()}) {
         TensorInfo ti = info(t);
         if (ti.sizes.size() != 4 || ti.strides != contiguous_strides(ti.sizes) || ti.sizes[0] != own->batch ||
-            ti.sizes[1] < own->capacity_tokens[b] || ti.sizes[2] * ti.sizes[3] * element_size(ti.dtype) != own->token_bytes) {
+            ti.sizes[1] < own->capacity_tokens[b] ||
+            ti.sizes[2] * ti.sizes[3] * element_size(ti.dtype) != own->token_bytes[b]) {
           fail(TASP_ERR_STATE, "tcp transport: buffers must be dense (batch, tokens, heads, dim) and hold their capacity");
         }
       }
@@ -384,16 +386,17 @@ class TcpMesh {
   // Sends one DATA message: the keys, then the values, of `count` tokens of buffer `src`.
   void send_data(int64_t step, const Send& s, const RankBuffers& own) {
     Peer& peer = peers_[static_cast<size_t>(s.peer)];
-    const int64_t segment = s.count * own.token_bytes;
+    const int64_t token_bytes = own.token_bytes[s.src_buffer];
+    const int64_t segment = s.count * token_bytes;
     int64_t header[kHeaderWords] = {kData, run_, step, s.dst_buffer, s.dst_start, s.count, 2 * own.batch * segment};
     const Deadline deadline = Clock::now() + timeout_;
     std::lock_guard<std::timed_mutex> lock(peer.send_mutex);
     Io io = write_exact(peer.fd, header, sizeof header, deadline);
     for (const Tensor* buf : {&own.k[s.src_buffer], &own.v[s.src_buffer]}) {
       const char* base = static_cast<const char*>(data_ptr(buf->get()));
-      const int64_t batch_stride = info(buf->get()).sizes[1] * own.token_bytes;
+      const int64_t batch_stride = info(buf->get()).sizes[1] * token_bytes;
       for (int64_t b = 0; b < own.batch && io == Io::kOk; ++b) {
-        io = write_exact(peer.fd, base + b * batch_stride + s.src_start * own.token_bytes, static_cast<size_t>(segment),
+        io = write_exact(peer.fd, base + b * batch_stride + s.src_start * token_bytes, static_cast<size_t>(segment),
                          deadline);
       }
     }
@@ -624,14 +627,14 @@ class TcpMesh {
                       std::to_string(dst_buffer) + " in step " + std::to_string(step) +
                       " that rank " + std::to_string(rank_) + "'s program does not expect");
     }
-    if (dst_buffer < 0 || dst_buffer > 1 || dst_start < 0 || count < 1 ||
-        dst_start + count > own_->capacity_tokens[dst_buffer] || bytes != 2 * own_->batch * count * own_->token_bytes) {
+    if (!is_receive_buffer(dst_buffer) || dst_start < 0 || count < 1 ||
+        dst_start + count > own_->capacity_tokens[dst_buffer] || bytes != own_->transfer_bytes(dst_buffer, count)) {
       return protocol("a transfer that does not fit receive buffer " + std::to_string(dst_buffer));
     }
     ++writers_;
     std::shared_ptr<const RankBuffers> own = own_;  // alive while this reader writes into it
     AtenTensorHandle targets[2] = {own->k[dst_buffer].get(), own->v[dst_buffer].get()};
-    const int64_t token_bytes = own->token_bytes;
+    const int64_t token_bytes = own->token_bytes[dst_buffer];
     const int64_t segment = count * token_bytes, batch_stride = info(targets[0]).sizes[1] * token_bytes;
     lock.unlock();
 
@@ -734,7 +737,7 @@ class TcpSender {
         auto t0 = Clock::now();
         for (const Send& s : program_.steps[static_cast<size_t>(next)].sends) {
           mesh_.send_data(next, s, *own_);
-          bytes_sent += 2 * own_->batch * s.count * own_->token_bytes;
+          bytes_sent += own_->transfer_bytes(s.src_buffer, s.count);
         }
         step_comm_ms[static_cast<size_t>(next)] = ms_since(t0);
         comm_ms += step_comm_ms[static_cast<size_t>(next)];
@@ -858,6 +861,13 @@ RankResult tcp_rank_forward(TcpMesh& mesh, const int64_t* program, int64_t progr
                             AtenTensorHandle k, AtenTensorHandle v, const double* scale) {
   TcpTransport t(mesh);
   return run_rank(t, program, program_len, q, k, v, scale);
+}
+
+RankGradients tcp_rank_backward(TcpMesh& mesh, const int64_t* program, int64_t program_len, const int64_t* return_map,
+                                int64_t return_map_len, AtenTensorHandle dout, AtenTensorHandle q, AtenTensorHandle k,
+                                AtenTensorHandle v, AtenTensorHandle out, AtenTensorHandle lse, const double* scale) {
+  TcpTransport t(mesh);
+  return run_backward(t, program, program_len, return_map, return_map_len, dout, q, k, v, out, lse, scale);
 }
 
 }  // namespace tasp

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "executor.h"
+#include "executor_backward.h"
 
 namespace tasp {
 
@@ -40,5 +41,10 @@ void tcp_mesh_destroy(TcpMesh* mesh);
 // Runs this rank's lowered plan over the mesh (see executor.h); q, k, v on the CPU.
 RankResult tcp_rank_forward(TcpMesh& mesh, const int64_t* program, int64_t program_len, AtenTensorHandle q,
                             AtenTensorHandle k, AtenTensorHandle v, const double* scale);
+
+// The backward of tcp_rank_forward over the mesh (see executor_backward.h).
+RankGradients tcp_rank_backward(TcpMesh& mesh, const int64_t* program, int64_t program_len, const int64_t* return_map,
+                                int64_t return_map_len, AtenTensorHandle dout, AtenTensorHandle q, AtenTensorHandle k,
+                                AtenTensorHandle v, AtenTensorHandle out, AtenTensorHandle lse, const double* scale);
 
 }  // namespace tasp

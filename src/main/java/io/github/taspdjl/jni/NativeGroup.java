@@ -158,56 +158,36 @@ public final class NativeGroup implements AutoCloseable {
     }
 
     /** What one rank's backward produced: dq, dk, dv of its shard (input dtype) and timings. */
-    public record RankGradients(NDArray dq, NDArray dk, NDArray dv, RankStats stats) {}
+    public record RankGradients(NDArray dq, NDArray dk, NDArray dv, RankStats stats) {
 
-    /**
-     * Where the key/value gradients of one backward run meet. Every rank of the run passes the same
-     * exchange to {@link #rankBackward}; close it after all of them returned.
-     */
-    public static final class Exchange implements AutoCloseable {
-        private long handle;
-
-        public Exchange(int worldSize, long timeoutMs) {
-            NativeLoader.load();
-            handle = TaspLibrary.exchangeCreate(worldSize, timeoutMs);
-        }
-
-        synchronized long handle() {
-            if (handle == 0) {
-                throw new IllegalStateException("the exchange is closed");
-            }
-            return handle;
-        }
-
-        @Override
-        public synchronized void close() {
-            if (handle != 0) {
-                TaspLibrary.exchangeDestroy(handle);
-                handle = 0;
-            }
+        /** Wraps the native {dq, dk, dv} handles in q's manager. */
+        static RankGradients wrap(NDArray q, long[] handles, double[] stats) {
+            PtNDManager manager = (PtNDManager) q.getManager();
+            return new RankGradients(new PtNDArray(manager, handles[0]), new PtNDArray(manager, handles[1]),
+                    new PtNDArray(manager, handles[2]), RankStats.of(stats));
         }
     }
 
     /**
      * Runs one rank's part of the backward of {@link #rankForward}: the same program, its return map
      * ({@code RankProgram.returnMapsAll}), the rank's shard, its forward output and LSE and the output
-     * gradient. Blocks until every rank has run its part, or until the group fails.
+     * gradient. Key/value gradients of received keys go back to their owners through the transport.
+     * Blocks until every rank has run its part, or until the group fails.
      */
-    public RankGradients rankBackward(int rank, Exchange exchange, long[] program, long[] returnMap, NDArray dout,
+    public RankGradients rankBackward(int rank, long[] program, long[] returnMap, NDArray dout,
             NDArray q, NDArray k, NDArray v, NDArray out, NDArray lse, Float scale) {
         double[] stats = RankStats.buffer(program);
         long g = enter();
         long[] r;
         try {
-            r = TaspLibrary.rankBackward(g, exchange.handle(), rank, program, returnMap, handle(dout, "dout"),
+            r = TaspLibrary.rankBackward(g, rank, program, returnMap, handle(dout, "dout"),
                     handle(q, "q"), handle(k, "k"), handle(v, "v"), handle(out, "out"), handle(lse, "lse"),
                     scale != null, scale == null ? 0 : scale, stats);
         } finally {
             exit();
+            Reference.reachabilityFence(this);
         }
-        PtNDManager manager = (PtNDManager) q.getManager();
-        return new RankGradients(new PtNDArray(manager, r[0]), new PtNDArray(manager, r[1]),
-                new PtNDArray(manager, r[2]), RankStats.of(stats));
+        return RankGradients.wrap(q, r, stats);
     }
 
     private static long handle(NDArray a, String name) {

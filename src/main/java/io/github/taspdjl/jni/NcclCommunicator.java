@@ -110,6 +110,25 @@ public final class NcclCommunicator implements AutoCloseable {
     }
 
     /**
+     * The backward of {@link #rankForward} over NCCL (the same program and its return map; see
+     * {@code NativeGroup.rankBackward}); every rank must call it. Returns dq, dk, dv of this rank's shard.
+     */
+    public NativeGroup.RankGradients rankBackward(long[] program, long[] returnMap, NDArray dout, NDArray q,
+            NDArray k, NDArray v, NDArray out, NDArray lse, Float scale) {
+        double[] stats = NativeGroup.RankStats.buffer(program);
+        long h = enter();
+        long[] r;
+        try {
+            r = TaspLibrary.ncclRankBackward(h, program, returnMap, ptHandle(dout), ptHandle(q), ptHandle(k),
+                    ptHandle(v), ptHandle(out), ptHandle(lse), scale != null, scale == null ? 0 : scale, stats);
+        } finally {
+            exit();
+            Reference.reachabilityFence(this); // the cleaner must not free the communicator during the call
+        }
+        return NativeGroup.RankGradients.wrap(q, r, stats);
+    }
+
+    /**
      * This rank will not run the forward its peers are starting (its input was rejected before the
      * native call): tells them through the agreement exchange, so every rank fails at once.
      */

@@ -65,13 +65,16 @@ final class TaspLibrary {
             long group, int rank, long[] program, long q, long k, long v, boolean hasScale, double scale,
             double[] stats);
 
-    /** A gradient exchange for one backward run of {@code worldSize} ranks. */
-    static native long exchangeCreate(int worldSize, long timeoutMs);
+    /** Runs one rank's backward (in-process transport); returns {dq, dk, dv}. */
+    static native long[] rankBackward(long group, int rank, long[] program, long[] returnMap,
+            long dout, long q, long k, long v, long out, long lse, boolean hasScale, double scale, double[] stats);
 
-    static native void exchangeDestroy(long exchange);
+    /** As {@link #rankBackward}, over a TCP mesh. */
+    static native long[] tcpRankBackward(long mesh, long[] program, long[] returnMap,
+            long dout, long q, long k, long v, long out, long lse, boolean hasScale, double scale, double[] stats);
 
-    /** Runs one rank's backward; returns {dq, dk, dv}. */
-    static native long[] rankBackward(long group, long exchange, int rank, long[] program, long[] returnMap,
+    /** As {@link #rankBackward}, over NCCL. */
+    static native long[] ncclRankBackward(long comm, long[] program, long[] returnMap,
             long dout, long q, long k, long v, long out, long lse, boolean hasScale, double scale, double[] stats);
 
     /** NCCL's version number; loads NCCL ({@code path} null: libnccl.so.2). */

@@ -77,6 +77,20 @@ public final class TcpMesh implements AutoCloseable {
                 NativeGroup.RankStats.of(stats));
     }
 
+    /**
+     * The backward of {@link #rankForward} over the mesh (the same program and its return map; see
+     * {@code NativeGroup.rankBackward}); every rank must call it. Returns dq, dk, dv of this rank's shard.
+     */
+    public NativeGroup.RankGradients rankBackward(long[] program, long[] returnMap, NDArray dout, NDArray q,
+            NDArray k, NDArray v, NDArray out, NDArray lse, Float scale) {
+        double[] stats = NativeGroup.RankStats.buffer(program);
+        long[] r = TaspLibrary.tcpRankBackward(handle(), program, returnMap, NativeOps.handle(dout, "dout"),
+                NativeOps.handle(q, "q"), NativeOps.handle(k, "k"), NativeOps.handle(v, "v"),
+                NativeOps.handle(out, "out"), NativeOps.handle(lse, "lse"), scale != null, scale == null ? 0 : scale,
+                stats);
+        return NativeGroup.RankGradients.wrap(q, r, stats);
+    }
+
     /** Fails the mesh on every rank with {@code message} (for failures outside the transport). */
     public void fail(String message) {
         TaspLibrary.tcpMeshFail(handle(), message);

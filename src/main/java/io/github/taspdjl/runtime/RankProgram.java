@@ -30,6 +30,7 @@ public final class RankProgram {
     static final long MAGIC = 0x7A5B0001L;
     static final long RETURN_MAP_MAGIC = 0x7A5B0B01L;
     static final long VERSION = 1;
+    static final long RETURN_MAP_VERSION = 2;
     static final int OWN = 2;
 
     private final Plan plan;
@@ -128,46 +129,79 @@ public final class RankProgram {
 
     /**
      * The backward's return maps, indexed by rank (format in {@code native/src/executor_backward.h}):
-     * per step, where each key range the rank reads from a receive buffer came from, as (buffer,
-     * start, count, owner, owner's local start), so that its key/value gradients go back to the owner.
+     * per backward step (the forward's steps and one more), the key/value gradients this rank sends
+     * back to the owners of keys it computed on in the step before, and those it receives back for
+     * its own keys. A step's partials go to each owner packed in (sender, position) order, the same
+     * order on both sides, so every transport pairs them alike.
      */
     public static long[][] returnMapsAll(Plan plan, long seqLen) {
         RankProgram p = new RankProgram(plan, seqLen, null);
+        int steps = plan.steps().size();
+        List<List<List<long[]>>> sends = new ArrayList<>(); // [rank][step] -> (owner, src, count, dst)
+        List<List<List<long[]>>> recvs = new ArrayList<>(); // [rank][step] -> (peer, dst, count, ownStart)
+        for (int r = 0; r < p.n; r++) {
+            sends.add(new ArrayList<>());
+            recvs.add(new ArrayList<>());
+            for (int b = 0; b <= steps; b++) {
+                sends.get(r).add(new ArrayList<>());
+                recvs.get(r).add(new ArrayList<>());
+            }
+        }
+        long[] capacity = new long[p.n];
+        for (int b = 2; b <= steps; b++) {
+            long[] packed = new long[p.n];
+            for (int r = 0; r < p.n; r++) {
+                // computed in step b - 1 on what step b - 2 received
+                for (long[] range : p.receivedRanges(r, b - 2)) {
+                    int owner = (int) range[2];
+                    sends.get(r).get(b).add(new long[] {owner, range[0], range[1], packed[owner]});
+                    recvs.get(owner).get(b).add(new long[] {r, packed[owner], range[1], range[3]});
+                    packed[owner] += range[1];
+                }
+            }
+            for (int r = 0; r < p.n; r++) {
+                capacity[r] = Math.max(capacity[r], packed[r]);
+            }
+        }
         long[][] out = new long[p.n][];
         for (int r = 0; r < p.n; r++) {
-            out[r] = p.returnMap(r);
+            List<Long> w = new ArrayList<>(List.of(RETURN_MAP_MAGIC, RETURN_MAP_VERSION, (long) steps, capacity[r]));
+            for (int b = 0; b <= steps; b++) {
+                w.add((long) sends.get(r).get(b).size());
+                w.add((long) recvs.get(r).get(b).size());
+                for (List<long[]> list : List.of(sends.get(r).get(b), recvs.get(r).get(b))) {
+                    for (long[] e : list) {
+                        for (long x : e) {
+                            w.add(x);
+                        }
+                    }
+                }
+            }
+            out[r] = w.stream().mapToLong(Long::longValue).toArray();
         }
         return out;
     }
 
-    private long[] returnMap(int r) {
-        List<Long> w = new ArrayList<>(List.of(RETURN_MAP_MAGIC, VERSION, (long) plan.steps().size()));
-        for (Step step : plan.steps()) {
-            int received = step.index() - 1; // a step reads what the previous step received
-            List<long[]> ranges = new ArrayList<>();
-            if (received >= 0) {
-                Map<Integer, Long> starts = recvStart.get(r).get(received);
-                Map<Integer, ChunkId> chunks = recvChunk.get(r).get(received);
-                for (Map.Entry<Integer, Long> e : new java.util.TreeMap<>(starts).entrySet()) {
-                    ChunkId chunk = chunks.get(e.getKey());
-                    long[][] parts = layout.chunkRanges(chunk, seqLen);
-                    long at = e.getValue();
-                    for (int k = 0; k < parts.length; k++) {
-                        long count = parts[k][1] - parts[k][0];
-                        long[] owner = locate(chunk.owner(), 0, Slot.local(0), chunk, k);
-                        ranges.add(new long[] {received % 2, at, count, chunk.owner(), owner[1]});
-                        at += count;
-                    }
-                }
-            }
-            w.add((long) ranges.size());
-            for (long[] e : ranges) {
-                for (long x : e) {
-                    w.add(x);
-                }
+    /**
+     * What rank r received in step {@code received}, as (start in buffer received % 2, count, owner,
+     * owner's local start), one entry per chunk range, in position order.
+     */
+    private List<long[]> receivedRanges(int r, int received) {
+        List<long[]> ranges = new ArrayList<>();
+        Map<Integer, Long> starts = recvStart.get(r).get(received);
+        Map<Integer, ChunkId> chunks = recvChunk.get(r).get(received);
+        for (Map.Entry<Integer, Long> e : new java.util.TreeMap<>(starts).entrySet()) {
+            ChunkId chunk = chunks.get(e.getKey());
+            long[][] parts = layout.chunkRanges(chunk, seqLen);
+            long at = e.getValue();
+            for (int k = 0; k < parts.length; k++) {
+                long count = parts[k][1] - parts[k][0];
+                long[] owner = locate(chunk.owner(), 0, Slot.local(0), chunk, k);
+                ranges.add(new long[] {at, count, chunk.owner(), owner[1]});
+                at += count;
             }
         }
-        return w.stream().mapToLong(Long::longValue).toArray();
+        return ranges;
     }
 
     /** Tokens of the full sequence that rank r holds (queries and keys alike). */

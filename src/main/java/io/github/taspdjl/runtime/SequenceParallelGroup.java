@@ -194,25 +194,23 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
         long[][] progs = programs(causal, seqLen);
         long[][] maps = returnMaps(causal, seqLen);
-        try (NativeGroup.Exchange exchange = new NativeGroup.Exchange(n, timeoutMs)) {
-            List<Future<NativeGroup.RankGradients>> futures = new ArrayList<>();
-            for (int r = 0; r < n; r++) {
-                final int rank = r;
-                futures.add(rankThreads.submit(() -> {
-                    try {
-                        NativeGroup.RankGradients g = nativeGroup.rankBackward(rank, exchange, progs[rank], maps[rank],
-                                douts.get(rank), qs.get(rank), ks.get(rank), vs.get(rank), outs.get(rank),
-                                lses.get(rank), scale);
-                        lastStats[rank] = g.stats();
-                        return g;
-                    } catch (IllegalArgumentException e) {
-                        nativeGroup.fail("rank " + rank + ": " + e.getMessage());
-                        throw e;
-                    }
-                }));
-            }
-            return collect(futures);
+        List<Future<NativeGroup.RankGradients>> futures = new ArrayList<>();
+        for (int r = 0; r < n; r++) {
+            final int rank = r;
+            futures.add(rankThreads.submit(() -> {
+                try {
+                    NativeGroup.RankGradients g = nativeGroup.rankBackward(rank, progs[rank], maps[rank],
+                            douts.get(rank), qs.get(rank), ks.get(rank), vs.get(rank), outs.get(rank),
+                            lses.get(rank), scale);
+                    lastStats[rank] = g.stats();
+                    return g;
+                } catch (IllegalArgumentException e) {
+                    nativeGroup.fail("rank " + rank + ": " + e.getMessage());
+                    throw e;
+                }
+            }));
         }
+        return collect(futures);
     }
 
     /** Test hook: makes a rank post no sends, like a peer that hangs. */
