@@ -73,6 +73,32 @@ public final class TaspAttention {
     }
 
     /**
+     * Rank {@code rank}'s part of the exact backward of {@link #forward(RankGroup, int, NDArray, NDArray,
+     * NDArray, boolean, Float, long)}, over any group (in-process, TCP between processes, NCCL): this
+     * rank's shards of the output gradient, q, k, v and its forward output and LSE. Returns dq, dk, dv
+     * of its shard (each block's flash backward with the global output and LSE; dq adds up locally, dk
+     * and dv at the keys' owners, in fp32). Every rank must call it concurrently for the same sequence.
+     */
+    public static NativeGroup.RankGradients backward(RankGroup group, int rank, NDArray dout, NDArray q, NDArray k,
+            NDArray v, NDArray out, NDArray lse, boolean causal, Float scale, long seqLen) {
+        try {
+            check(group, rank, q, k, v, causal, scale, seqLen);
+            if (!out.getShape().equals(q.getShape()) || !dout.getShape().equals(q.getShape())) {
+                throw new IllegalArgumentException("sequence-parallel backward: out " + out.getShape() + " and dout "
+                        + dout.getShape() + " must have q's shape " + q.getShape());
+            }
+        } catch (RuntimeException e) {
+            try {
+                group.rejectRank(rank, e.getMessage());
+            } catch (RuntimeException notDelivered) {
+                e.addSuppressed(notDelivered);
+            }
+            throw e;
+        }
+        return group.backwardRank(rank, dout, q, k, v, out, lse, causal, scale, seqLen);
+    }
+
+    /**
      * Attention over a whole sequence through the group: shards q, k, v (B, H, S, D) for the plan's
      * layout, runs every rank on the group's threads and gathers the outputs in sequence order.
      */

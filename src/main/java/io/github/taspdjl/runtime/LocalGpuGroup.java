@@ -114,6 +114,16 @@ public final class LocalGpuGroup implements RankGroup, AutoCloseable {
         return ranks.get(rank).forwardRank(rank, q, k, v, causal, scale, seqLen, documents);
     }
 
+    /** Rank {@code rank}'s part of the backward; call it from that rank's thread. */
+    @Override
+    public NativeGroup.RankGradients backwardRank(int rank, NDArray dout, NDArray q, NDArray k, NDArray v,
+            NDArray out, NDArray lse, boolean causal, Float scale, long seqLen) {
+        if (rank < 0 || rank >= ranks.size()) {
+            throw new IllegalArgumentException("rank " + rank + " outside a group of " + ranks.size());
+        }
+        return ranks.get(rank).backwardRank(rank, dout, q, k, v, out, lse, causal, scale, seqLen);
+    }
+
     @Override
     public void rejectRank(int rank, String why) {
         if (rank < 0 || rank >= ranks.size()) {

@@ -25,6 +25,7 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
     private final NcclCommunicator comm;
     private final Map<Boolean, Plan> plans = new ConcurrentHashMap<>();
     private final Map<String, long[]> programs = new ConcurrentHashMap<>();
+    private final Map<String, long[]> returnMaps = new ConcurrentHashMap<>();
 
     private NcclGroup(Topology topology, Strategy strategy, NcclCommunicator comm) {
         this.topology = topology;
@@ -79,6 +80,31 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
             throw e;
         }
         return comm.rankForward(program, q, k, v, scale);
+    }
+
+    /** This rank's part of the backward of {@link #forwardRank}; every rank must call it. */
+    @Override
+    public NativeGroup.RankGradients backwardRank(int rank, NDArray dout, NDArray q, NDArray k, NDArray v,
+            NDArray out, NDArray lse, boolean causal, Float scale, long seqLen) {
+        long[] program;
+        long[] returnMap;
+        try {
+            if (rank != comm.rank()) {
+                throw new IllegalArgumentException("this NCCL group is rank " + comm.rank() + ", not rank " + rank);
+            }
+            program = programs.computeIfAbsent(causal + "/" + seqLen,
+                    key -> RankProgram.lowerAll(plan(causal), seqLen)[comm.rank()]);
+            returnMap = returnMaps.computeIfAbsent(causal + "/" + seqLen,
+                    key -> RankProgram.returnMapsAll(plan(causal), seqLen)[comm.rank()]);
+        } catch (RuntimeException e) {
+            try {
+                rejectRank(rank, String.valueOf(e.getMessage()));
+            } catch (RuntimeException notDelivered) {
+                e.addSuppressed(notDelivered);
+            }
+            throw e;
+        }
+        return comm.rankBackward(program, returnMap, dout, q, k, v, out, lse, scale);
     }
 
     /** Takes part in the peers' agreement exchange with the reason, so every rank fails at once. */

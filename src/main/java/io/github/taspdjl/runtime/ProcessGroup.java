@@ -58,6 +58,7 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
     private final List<Rendezvous.Card> cards;
     private final Map<Boolean, Plan> plans = new ConcurrentHashMap<>();
     private final Map<String, long[]> programs = new ConcurrentHashMap<>();
+    private final Map<String, long[]> returnMaps = new ConcurrentHashMap<>();
 
     private ProcessGroup(LaunchEnvironment env, Topology topology, Strategy strategy, TcpMesh mesh, NcclGroup nccl,
             List<Rendezvous.Card> cards) {
@@ -126,6 +127,30 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
             throw e;
         }
         return mesh.rankForward(program, q, k, v, scale);
+    }
+
+    /** This rank's part of the backward of {@link #forwardRank}; every rank must call it. */
+    @Override
+    public NativeGroup.RankGradients backwardRank(int rank, NDArray dout, NDArray q, NDArray k, NDArray v,
+            NDArray out, NDArray lse, boolean causal, Float scale, long seqLen) {
+        if (rank != env.rank()) {
+            throw new IllegalArgumentException("this process is rank " + env.rank() + ", not rank " + rank);
+        }
+        if (nccl != null) {
+            return nccl.backwardRank(rank, dout, q, k, v, out, lse, causal, scale, seqLen);
+        }
+        long[] program;
+        long[] returnMap;
+        try {
+            program = programs.computeIfAbsent(causal + "/" + seqLen,
+                    key -> RankProgram.lowerAll(plan(causal), seqLen)[rank]);
+            returnMap = returnMaps.computeIfAbsent(causal + "/" + seqLen,
+                    key -> RankProgram.returnMapsAll(plan(causal), seqLen)[rank]);
+        } catch (RuntimeException e) {
+            rejectRank(rank, String.valueOf(e.getMessage())); // the peers stop waiting for this rank
+            throw e;
+        }
+        return mesh.rankBackward(program, returnMap, dout, q, k, v, out, lse, scale);
     }
 
     /** This rank will not run the collective its peers are starting: they fail at once, told why. */

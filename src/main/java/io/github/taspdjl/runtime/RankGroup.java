@@ -33,6 +33,15 @@ public interface RankGroup {
             long seqLen, PackedSequence documents);
 
     /**
+     * Rank {@code rank}'s part of the backward of {@link #forwardRank} (one sequence, no packing):
+     * its shard's output gradient, q, k, v and the forward's output and LSE. Returns dq, dk, dv of its
+     * shard; key/value gradients of keys it received travel back to their owners through the group's
+     * transport. Every rank must call this for the same sequence.
+     */
+    NativeGroup.RankGradients backwardRank(int rank, NDArray dout, NDArray q, NDArray k, NDArray v, NDArray out,
+            NDArray lse, boolean causal, Float scale, long seqLen);
+
+    /**
      * Rank {@code rank} will not take part in the collective its peers are starting (its input was
      * rejected before {@link #forwardRank}): tells the peers, so that every rank fails at once
      * instead of waiting for it until the timeout.

@@ -270,6 +270,22 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
     }
 
+    /** Rank {@code rank}'s part of a backward; every rank calls it from its own thread. */
+    @Override
+    public NativeGroup.RankGradients backwardRank(int rank, NDArray dout, NDArray q, NDArray k, NDArray v,
+            NDArray out, NDArray lse, boolean causal, Float scale, long seqLen) {
+        ensureUsable();
+        try {
+            NativeGroup.RankGradients g = nativeGroup.rankBackward(rank, programs(causal, seqLen)[rank],
+                    returnMaps(causal, seqLen)[rank], dout, q, k, v, out, lse, scale);
+            lastStats[rank] = g.stats();
+            return g;
+        } catch (RuntimeException | Error e) {
+            rejectRank(rank, String.valueOf(e.getMessage()));
+            throw e;
+        }
+    }
+
     /** Fails the group, so that no peer waits for a rank that will not run. */
     @Override
     public void rejectRank(int rank, String why) {

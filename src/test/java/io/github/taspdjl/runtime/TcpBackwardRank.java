@@ -1,0 +1,110 @@
+package io.github.taspdjl.runtime;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import io.github.taspdjl.attention.ReferenceAttention;
+import io.github.taspdjl.attention.TaspAttention;
+import io.github.taspdjl.jni.NativeGroup;
+import io.github.taspdjl.plan.SequenceLayout;
+import io.github.taspdjl.plan.Strategy;
+import java.time.Duration;
+import java.util.Random;
+
+/**
+ * One rank of {@link MultiProcessBackwardTest}, run as its own JVM: joins a {@link ProcessGroup}
+ * over TCP for each strategy (ring, then tasp, each on its own rendezvous port), runs the forward and
+ * the distributed backward of its shard, causal and not, and prints its shard's largest difference
+ * from the single-device backward (DJL autograd over {@link ReferenceAttention}, fp64, on the whole
+ * sequence), relative to the largest reference gradient.
+ *
+ * <p>Arguments: world, rank, ring port, tasp port.
+ */
+public final class TcpBackwardRank {
+
+    static final long SEQ = 203;
+
+    private TcpBackwardRank() {}
+
+    public static void main(String[] args) throws Exception {
+        int world = Integer.parseInt(args[0]);
+        int rank = Integer.parseInt(args[1]);
+        Strategy[] strategies = {Strategy.RING, Strategy.TASP};
+        try (NDManager m = NDManager.newBaseManager("PyTorch")) {
+            NDArray q = data(m, 1, new Shape(2, 4, SEQ, 8));
+            NDArray k = data(m, 2, new Shape(2, 2, SEQ, 8));
+            NDArray v = data(m, 3, new Shape(2, 2, SEQ, 8));
+            NDArray dout = data(m, 4, new Shape(2, 4, SEQ, 8));
+            for (int i = 0; i < strategies.length; i++) {
+                LaunchEnvironment env = new LaunchEnvironment("torchrun", rank, world, rank, world, "127.0.0.1",
+                        Integer.parseInt(args[2 + i]));
+                try (ProcessGroup g = ProcessGroup.builder().environment(env).strategy(strategies[i]).gpu(false)
+                        .timeout(30_000).rendezvousTimeout(Duration.ofSeconds(120)).join()) {
+                    for (boolean causal : new boolean[] {true, false}) {
+                        double err = relativeError(g, rank, q, k, v, dout, causal);
+                        System.out.printf("[rank %d] %s causal=%s over %s: relative error = %.3e%n", rank,
+                                strategies[i].cliName(), causal, g.transport(), err);
+                    }
+                }
+            }
+        }
+        System.out.flush();
+        System.exit(0);
+    }
+
+    /** The same values in every process: from a seeded java.util.Random, not the engine's generator. */
+    private static NDArray data(NDManager m, long seed, Shape shape) {
+        Random r = new Random(seed);
+        float[] x = new float[(int) shape.size()];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        return m.create(x, shape);
+    }
+
+    private static double relativeError(ProcessGroup g, int rank, NDArray q, NDArray k, NDArray v, NDArray dout,
+            boolean causal) {
+        try (NDManager m = q.getManager().newSubManager()) {
+            SequenceLayout layout = g.plan(causal).layout();
+            NDArray qs = Sharding.shard(q, layout, rank);
+            NDArray ks = Sharding.shard(k, layout, rank);
+            NDArray vs = Sharding.shard(v, layout, rank);
+            NDArray ds = Sharding.shard(dout, layout, rank);
+            for (NDArray a : new NDArray[] {qs, ks, vs, ds}) {
+                a.attach(m);
+            }
+            TaspAttention.RankResult fwd = TaspAttention.forward(g, rank, qs, ks, vs, causal, null, SEQ);
+            NativeGroup.RankGradients ours =
+                    TaspAttention.backward(g, rank, ds, qs, ks, vs, fwd.output(), fwd.lse(), causal, null, SEQ);
+
+            NDArray q64 = q.toType(DataType.FLOAT64, true);
+            NDArray k64 = k.toType(DataType.FLOAT64, true);
+            NDArray v64 = v.toType(DataType.FLOAT64, true);
+            for (NDArray a : new NDArray[] {q64, k64, v64}) {
+                a.attach(m);
+                a.setRequiresGradient(true);
+            }
+            try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                NDArray out = ReferenceAttention.compute(q64, k64, v64, causal, null).output();
+                gc.backward(out.mul(dout.toType(DataType.FLOAT64, true)).sum());
+            }
+            NDArray[] expected = {q64.getGradient(), k64.getGradient(), v64.getGradient()};
+            NDArray[] actual = {ours.dq(), ours.dk(), ours.dv()};
+            double largest = 0;
+            double worst = 0;
+            for (int i = 0; i < 3; i++) {
+                largest = Math.max(largest, expected[i].abs().max().getDouble());
+                NDArray shard = Sharding.shard(expected[i], layout, rank);
+                if (!shard.getShape().equals(actual[i].getShape())) {
+                    throw new IllegalStateException("gradient " + i + " has shape " + actual[i].getShape()
+                            + ", expected " + shard.getShape());
+                }
+                worst = Math.max(worst, actual[i].toType(DataType.FLOAT64, false).sub(shard).abs().max().getDouble());
+            }
+            return worst / largest;
+        }
+    }
+}
