@@ -5,8 +5,13 @@
    (lowered per-rank programs from `bin/tasp plan --programs`) runs with one Python thread per
    rank calling tasp_rank_forward on its shard; the outputs and LSEs, put back in sequence order,
    are compared with a float64 reference over the whole sequence (bf16 and fp32).
+   Where the file has the backward's return maps ("returnMaps", written by the same command), every
+   rank then runs tasp_rank_backward with its forward out/LSE and a random dout; dq, dk, dv put
+   back in sequence order are compared with the float64 autograd reference (the key/value gradients
+   of received keys travel back to their owners through the transport, in fp32).
 2. NCCL transport, world size 1: tasp_nccl_* with the program of tasp-1.json on the full
-   sequence, against the same reference; records the NCCL version.
+   sequence, against the same reference, then tasp_nccl_rank_backward (dq, dk, dv) against the
+   float64 autograd reference; records the NCCL version.
 3. Per-rank attention work vs SDPA: one rank's local problem of a 65536-token sequence over 8
    ranks (8192 queries against all 65536 keys, bf16, H=32, Hkv=8, D=128): one PyTorch SDPA call
    against the TASP path's work (8 key chunks, tasp_attention_forward + tasp_merge_partial into
@@ -31,6 +36,8 @@ import torch.nn.functional as F
 
 PROGRAM_MAGIC = 0x7A5B0001
 PROGRAM_VERSION = 1
+RETURN_MAP_MAGIC = 0x7A5B0B01
+RETURN_MAP_VERSION = 2
 GROUP_TIMEOUT_MS = 60000
 STAGE_BUDGET_S = 150.0       # later checks are not started past this (each reports an error row)
 PERF_BOUND = 0.95            # sdpa_ms / tasp_ms must be at least this
@@ -64,6 +71,9 @@ def declare(tasp):
     tasp._sig("tasp_nccl_comm_create", i, [ctypes.c_char_p, i, i, pch, i, i64, pvp])
     tasp._sig("tasp_nccl_comm_destroy", i, [vp])
     tasp._sig("tasp_nccl_rank_forward", i, [vp, p64, i64, vp, vp, vp, i, d, pvp, pvp, pd, i64])
+    backward = [p64, i64, p64, i64, vp, vp, vp, vp, vp, vp, i, d, pvp, pvp, pvp, pd, i64]
+    tasp._sig("tasp_rank_backward", i, [vp, i] + backward)
+    tasp._sig("tasp_nccl_rank_backward", i, [vp] + backward)
 
 
 # ---- programs -------------------------------------------------------------------------------
@@ -164,6 +174,26 @@ class Data:
             self._qkv[dtype_name] = (mk(self.H), mk(self.HKV), mk(self.HKV))
         return self._qkv[dtype_name]
 
+    def dout(self, dtype_name):
+        """The output gradient of the backward checks (same values for every program)."""
+        key = ("dout", dtype_name)
+        if key not in self._qkv:
+            g = torch.Generator(device=DEVICE).manual_seed(7001)
+            self._qkv[key] = torch.randn(self.B, self.H, self.seq, self.D, device=DEVICE,
+                                         generator=g).to(self.ca.DTYPES[dtype_name])
+        return self._qkv[key]
+
+    def grad_reference(self, dtype_name, causal):
+        """float64 autograd (dq, dk, dv) of sum(out * dout) over the whole sequence."""
+        key = ("grads", dtype_name, bool(causal))
+        if key not in self._ref:
+            q, k, v = self.qkv(dtype_name)
+            _, _, grads = self.ca.reference(q, k, v, bool(causal), self.dout(dtype_name))
+            sync()
+            self._ref[key] = tuple(g.detach() for g in grads)
+            torch.cuda.empty_cache()
+        return self._ref[key]
+
     def reference(self, dtype_name, causal):
         key = (dtype_name, bool(causal))
         if key not in self._ref:
@@ -206,6 +236,33 @@ def compare_out_lse(ca, rep, family, tag, out, lse, ref_out, ref_lse, dtype_name
                 f"{tuple(ref_lse.shape)} float32", **shape, **extra)
     else:
         rep.compare(family, tag + " lse", lse, ref_lse, dtype_name, **shape, **extra)
+
+
+def compare_grads(ca, rep, family, tag, got, ref, dtype_name, shape, **extra):
+    """One row for dq, dk, dv: the worst of the three under the dtype's bound."""
+    parts = []
+    for label, g, r in zip(("dq", "dk", "dv"), got, ref):
+        if tuple(g.shape) != tuple(r.shape):
+            rep.add(family, f"{tag} {label}", "fail", note=f"shape {tuple(g.shape)}, expected {tuple(r.shape)}",
+                    **shape, **extra)
+            return
+        parts.append((label,) + ca.error_of(g, r, dtype_name))
+    finite = all(math.isfinite(p[1]) for p in parts)
+    worst = max(parts, key=lambda p: p[1] if math.isfinite(p[1]) else float("inf"))
+    status, bound, note = ca.judge(worst[1] if finite else float("nan"), dtype_name)
+    detail = ", ".join(f"{p[0]} {p[1]:.2e}" for p in parts)
+    rep.add(family, tag, status, worst[1], bound, "; ".join(x for x in (detail, note) if x), **shape, **extra)
+
+
+def return_map_words(plan, rank):
+    maps = plan.get("returnMaps")
+    if maps is None or len(maps) != int(plan["worldSize"]):
+        return None
+    words = [int(x) for x in maps[rank]]
+    if words[:2] != [RETURN_MAP_MAGIC, RETURN_MAP_VERSION]:
+        raise ValueError(f"return map of rank {rank}: header {words[:2]}, expected "
+                         f"{[RETURN_MAP_MAGIC, RETURN_MAP_VERSION]} (regenerate with bin/tasp plan --programs)")
+    return words
 
 
 # tasp.h: stats gets 6 + 3 * steps numbers: compute, comm, wait, total ms, bytes sent, bytes of
@@ -346,6 +403,8 @@ def run_virtual_ranks(ca, tasp, rep, plan, data, dtype_name, card):
         rep.timings.append({"kind": "executor", "name": f"virtual ranks {tag}", "card": card, "wall_ms": wall * 1e3,
                             "ranks": ranks, "note": "first run of a fresh group (includes start-up); "
                             "one GPU shared by all ranks"})
+        if plan.get("returnMaps") is not None:
+            hung = run_virtual_backward(ca, tasp, rep, plan, data, dtype_name, group, in_handles, outs, lses, shape)
     except Exception as e:
         rep.add("executor", tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
         traceback.print_exc()
@@ -362,6 +421,95 @@ def run_virtual_ranks(ca, tasp, rep, plan, data, dtype_name, card):
                 if rc != ca.TASP_OK:
                     log(f"tasp_group_destroy: {rc} {tasp.last_error()}")
         torch.cuda.empty_cache()
+
+
+def run_virtual_backward(ca, tasp, rep, plan, data, dtype_name, group, in_handles, outs, lses, shape):
+    """The backward of the forward that just ran, on the same group. Adds rows; returns True when a
+    rank thread did not return (the group and the handles must then be left allocated)."""
+    name = os.path.basename(plan["_path"])
+    tag = f"{name[:-5] if name.endswith('.json') else name} {dtype_name} backward"
+    world, seq, causal = int(plan["worldSize"]), int(plan["seqLen"]), bool(plan["causal"])
+    shards, programs, headers = plan["_shards"], plan["_programs"], plan["_headers"]
+    lib = tasp.lib
+    results = [None] * world
+    threads = []
+    extra_handles = []
+    hung = False
+    try:
+        maps = [return_map_words(plan, r) for r in range(world)]
+        words = [(ctypes.c_int64 * len(p))(*p) for p in programs]
+        map_words = [(ctypes.c_int64 * len(m))(*m) for m in maps]
+        dout = data.dout(dtype_name)
+        for r in range(world):
+            extra_handles.append(tasp.bridge.to_handles([shard_of(dout, shards[r]), outs[r].contiguous(),
+                                                         lses[r].contiguous()]))
+        sync()
+
+        def rank_main(rank):
+            res = {"rc": None, "grads": None, "error": ""}
+            results[rank] = res
+            try:
+                if DEVICE == "cuda":
+                    torch.cuda.set_device(0)
+                dq, dk, dv = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+                stats = stats_buffer(headers[rank]["steps"])
+                hq, hk, hv = in_handles[rank]
+                hd, ho, hl = extra_handles[rank]
+                rc = lib.tasp_rank_backward(group, rank, words[rank], len(programs[rank]), map_words[rank],
+                                            len(maps[rank]), hd, hq, hk, hv, ho, hl, 0, 0.0, ctypes.byref(dq),
+                                            ctypes.byref(dk), ctypes.byref(dv), stats, len(stats))
+                res["rc"] = rc
+                res["grads"] = (dq.value, dk.value, dv.value)
+                if rc != ca.TASP_OK:
+                    res["error"] = tasp.last_error()
+            except BaseException as e:  # noqa: BLE001 - reported as a row
+                res["error"] = f"{type(e).__name__}: {e}"
+
+        for r in range(world):
+            th = threading.Thread(target=rank_main, args=(r,), name=f"tasp-bwd-rank-{r}", daemon=True)
+            threads.append(th)
+            th.start()
+        join_by = time.time() + GROUP_TIMEOUT_MS / 1000.0 + 30
+        for th in threads:
+            th.join(max(0.1, join_by - time.time()))
+        if any(th.is_alive() for th in threads):
+            lib.tasp_group_fail(group, b"harness: a backward rank thread did not return in time")
+            for th in threads:
+                th.join(10)
+        hung = any(th.is_alive() for th in threads)
+        if hung:
+            rep.add("executor", tag, "error", note="rank threads still running after the group was failed", **shape)
+            return True
+        sync()
+        per_rank, errors = [], []
+        for r, res in enumerate(results):
+            got = []
+            if res is not None and res["grads"] is not None and any(res["grads"]):
+                try:
+                    got = steal_all(tasp, [h for h in res["grads"] if h])
+                except Exception as e:
+                    errors.append(f"rank {r}: taking its gradients: {type(e).__name__}: {e}")
+            if res is None or res["rc"] != ca.TASP_OK or len(got) != 3:
+                errors.append(f"rank {r}: " + ("no result" if res is None else (res["error"] or f"rc {res['rc']}")))
+                continue
+            per_rank.append(got)
+        if errors:
+            rep.add("executor", tag, "error", note="; ".join(errors)[:400], **shape)
+            return False
+        got_full = [unshard([g[i] for g in per_rank], shards, seq) for i in range(3)]
+        compare_grads(ca, rep, "executor", tag, got_full, data.grad_reference(dtype_name, causal), dtype_name, shape)
+    except Exception as e:
+        rep.add("executor", tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
+        traceback.print_exc()
+    finally:
+        if not hung:
+            for hs in extra_handles:
+                for h in hs:
+                    try:
+                        tasp.free(h)
+                    except Exception:
+                        traceback.print_exc()
+    return hung
 
 
 # ---- 2. NCCL, world size 1 -----------------------------------------------------------------
@@ -473,6 +621,7 @@ def run_nccl(ca, tasp, rep, plan, data, card):
             log(f"    nccl rank 0: compute(host) {st['compute_ms']:.2f} ms, wait {st['wait_ms']:.2f} ms, total "
                 f"{st['total_ms']:.2f} ms, sent {st['bytes_sent']} B")
             rep.timings.append({"kind": "nccl", "name": f"nccl {tag}", "card": card, "call_ms": call_ms, "stats": st})
+            run_nccl_backward(ca, tasp, rep, plan, data, dtype_name, comm, handles, got[0], got[1], shape)
         except Exception as e:
             rep.add(family, tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
             traceback.print_exc()
@@ -487,6 +636,44 @@ def run_nccl(ca, tasp, rep, plan, data, card):
                 if rc != ca.TASP_OK:
                     log(f"tasp_nccl_comm_destroy: {rc} {tasp.last_error()}")
             torch.cuda.empty_cache()
+
+
+def run_nccl_backward(ca, tasp, rep, plan, data, dtype_name, comm, qkv_handles, out, lse, shape):
+    """tasp_nccl_rank_backward of the world-1 forward that just ran, against float64 autograd."""
+    lib = tasp.lib
+    tag = f"tasp-1 {dtype_name} world 1 backward"
+    handles = []
+    try:
+        words_list = plan["_programs"][0]
+        steps = int(plan["_headers"][0]["steps"])
+        # World 1: nothing travels back; the map is its header and (0 sends, 0 receives) per step.
+        map_list = return_map_words(plan, 0) or ([RETURN_MAP_MAGIC, RETURN_MAP_VERSION, steps, 0] + [0, 0] * (steps + 1))
+        words = (ctypes.c_int64 * len(words_list))(*words_list)
+        map_words = (ctypes.c_int64 * len(map_list))(*map_list)
+        handles = tasp.bridge.to_handles([data.dout(dtype_name), out.contiguous(), lse.contiguous()])
+        dq, dk, dv, stats = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p(), stats_buffer(steps)
+        torch.cuda.synchronize()
+        rc = lib.tasp_nccl_rank_backward(comm, words, len(words_list), map_words, len(map_list), handles[0],
+                                         *qkv_handles, handles[1], handles[2], 0, 0.0, ctypes.byref(dq),
+                                         ctypes.byref(dk), ctypes.byref(dv), stats, len(stats))
+        err = tasp.last_error() if rc != ca.TASP_OK else ""
+        got = steal_all(tasp, [h for h in (dq.value, dk.value, dv.value) if h])
+        torch.cuda.synchronize()
+        if rc != ca.TASP_OK:
+            raise ca.TaspError("tasp_nccl_rank_backward", rc, err)
+        if len(got) != 3:
+            raise RuntimeError("tasp_nccl_rank_backward returned no dq/dk/dv handle")
+        compare_grads(ca, rep, "nccl", tag, got, data.grad_reference(dtype_name, bool(plan["causal"])), dtype_name,
+                      shape)
+    except Exception as e:
+        rep.add("nccl", tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
+        traceback.print_exc()
+    finally:
+        for h in handles:
+            try:
+                tasp.free(h)
+            except Exception:
+                traceback.print_exc()
 
 
 # ---- 3. per-rank attention work vs SDPA -------------------------------------------------------

@@ -63,8 +63,8 @@ public final class PlanCommand implements Callable<Integer> {
     boolean summary;
 
     @Option(names = "--programs", paramLabel = "FILE",
-            description = "Also write each rank's lowered program for --seq tokens (what the native executor runs) "
-                    + "as JSON, for harnesses without Java (gpu/check_attention.py).")
+            description = "Also write each rank's lowered program and the backward's return map for --seq tokens "
+                    + "(what the native executor runs) as JSON, for harnesses without Java (gpu/check_attention.py).")
     java.nio.file.Path programs;
 
     @Override
@@ -129,6 +129,9 @@ public final class PlanCommand implements Callable<Integer> {
         o.add("shards", new com.google.gson.Gson().toJsonTree(shards));
         o.add("programs", new com.google.gson.Gson().toJsonTree(
                 io.github.taspdjl.runtime.RankProgram.lowerAll(plan, seq)));
+        // The backward's return maps (native/src/executor_backward.h), one per rank.
+        o.add("returnMaps", new com.google.gson.Gson().toJsonTree(
+                io.github.taspdjl.runtime.RankProgram.returnMapsAll(plan, seq)));
         try {
             java.nio.file.Files.writeString(programs, o.toString());
         } catch (java.io.IOException e) {
