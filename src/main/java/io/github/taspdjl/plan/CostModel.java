@@ -23,9 +23,12 @@ import java.util.Objects;
  *       link kind. Ports of shared kinds (NVSWITCH: one set of NVLinks into the switch; PCIE: one x16 slot;
  *       NET: the GPU's rail NIC; HOST_MEMORY) run at the fastest such link of the device times {@code
  *       portEfficiency(kind)} (what all peers at once reach); direct NVLINK and XGMI links are separate
- *       wires, so their stream is their only limit. Comm time = the largest bytes/rate over all resources,
- *       plus the per-step latency of the link kinds the step uses. An arc the topology lacks (a ring
- *       fallback) is routed: half the slowest link of the topology, as PCIe.
+ *       wires, but all of a device's links of one kind at once reach {@code portEfficiency} of their streams'
+ *       sum. A stream's rate ramps up with its message size ({@code halfRateBytes}, see {@link
+ *       #streamSeconds}): a ring's lone peer-to-peer message is slower per byte than each of TASP's. Comm
+ *       time = the largest time over all resources, plus the per-step latency of the link kinds the step
+ *       uses. An arc the topology lacks (a ring fallback) is routed: half the slowest link of the topology,
+ *       as PCIe.
  *   <li><b>Compute</b>: per rank, its attention calls (tasks of one rank, step, query block, mask and
  *       buffer are one fused call). A call of {@code q} query and {@code kv} key tokens costs a launch plus
  *       {@code 4 b h q kv d} FLOPs (half on a CAUSAL diagonal) at the device's attention rate times two
@@ -52,8 +55,25 @@ public final class CostModel {
      * @param streamEfficiency fraction of a link's {@code gbps} that one peer-to-peer stream reaches
      * @param portEfficiency fraction of a shared port's bandwidth reachable with all peers at once
      * @param latencySeconds fixed time of a step's transfers over this kind (launch, handshake)
+     * @param halfRateBytes message size up to which one peer-to-peer stream reaches only half its rate: a
+     *     stream of {@code n} bytes takes {@code (n + min(n, halfRateBytes)) / rate} (see {@link #streamSeconds});
+     *     NCCL gives a single peer few channels ("send/recv is optimized for alltoall"), so a lone stream
+     *     reaches its plateau only for large messages; 0 for none
      */
-    public record LinkParams(double streamEfficiency, double portEfficiency, double latencySeconds) {}
+    public record LinkParams(double streamEfficiency, double portEfficiency, double latencySeconds, double halfRateBytes) {
+
+        public LinkParams {
+            if (!(streamEfficiency > 0) || !(portEfficiency > 0) || latencySeconds < 0 || halfRateBytes < 0) {
+                throw new IllegalArgumentException("link figures out of range: stream " + streamEfficiency + ", port "
+                        + portEfficiency + ", latency " + latencySeconds + " s, half-rate size " + halfRateBytes + " B");
+            }
+        }
+
+        /** Figures without a message-size ramp. */
+        public LinkParams(double streamEfficiency, double portEfficiency, double latencySeconds) {
+            this(streamEfficiency, portEfficiency, latencySeconds, 0);
+        }
+    }
 
     /**
      * Per device figures.
@@ -119,9 +139,13 @@ public final class CostModel {
         /** The defaults; docs/PERFORMANCE.md gives the source of each. */
         public static Parameters defaults() {
             Map<LinkKind, LinkParams> l = new EnumMap<>(LinkKind.class);
-            l.put(LinkKind.NVSWITCH, new LinkParams(0.40, 0.80, 10e-6));
+            // NVSwitch: one NCCL send/recv pair plateaus at 180 of 450 GB/s and reaches 80 GB/s at 32 MB, a half-rate
+            // size of 32 x (180 / 80 - 1) = 40 MB; all peers at once reach 370 GB/s (NCCL's effective NVLink rate)
+            l.put(LinkKind.NVSWITCH, new LinkParams(0.40, 370.0 / 450, 10e-6, 40e6));
             l.put(LinkKind.NVLINK, new LinkParams(0.85, 1.0, 10e-6));
-            l.put(LinkKind.XGMI, new LinkParams(0.75, 1.0, 10e-6));
+            // xGMI: 48 of 64 GB/s per link (CRC and protocol); all seven links at once 94% of that (RCCL all-reduce
+            // bus bandwidth 316.8 of 7 x 48 GB/s); RCCL's small operations take about 1.8 times NCCL's
+            l.put(LinkKind.XGMI, new LinkParams(0.75, 316.8 / 336, 18e-6));
             l.put(LinkKind.PCIE, new LinkParams(0.80, 1.0, 10e-6));
             l.put(LinkKind.NET, new LinkParams(0.90, 0.95, 15e-6));
             l.put(LinkKind.HOST_MEMORY, new LinkParams(1.0, 1.0, 1e-6));
@@ -129,10 +153,10 @@ public final class CostModel {
             d.put(GpuGeneration.P100, new DeviceParams(15e12, 56, 0.65e12));
             d.put(GpuGeneration.V100, new DeviceParams(60e12, 80, 0.8e12));
             d.put(GpuGeneration.A100, new DeviceParams(190e12, 108, 1.8e12));
-            d.put(GpuGeneration.H100, new DeviceParams(350e12, 132, 3.0e12));
+            d.put(GpuGeneration.H100, new DeviceParams(350e12, 132, 2.90e12));
             d.put(GpuGeneration.H200, new DeviceParams(350e12, 132, 4.3e12));
             d.put(GpuGeneration.B200, new DeviceParams(700e12, 148, 7.2e12));
-            d.put(GpuGeneration.MI300X, new DeviceParams(400e12, 304, 4.3e12));
+            d.put(GpuGeneration.MI300X, new DeviceParams(328.6e12, 304, 4.11e12));
             d.put(GpuGeneration.UNKNOWN, new DeviceParams(100e12, 100, 1.0e12));
             return new Parameters(l, d, new DeviceParams(0.1e12, 1, 10e9), 5e-6, 10e-6, 64, 128, 10, 0);
         }
@@ -216,6 +240,8 @@ public final class CostModel {
     private final double routedGbps;
     /** ports[device][kind][0 = out, 1 = in]: fastest link of that kind at the device, GB/s. */
     private final double[][][] ports;
+    /** wires[device][kind][0 = out, 1 = in]: sum of the device's links of that kind, GB/s (direct kinds). */
+    private final double[][][] wires;
 
     public CostModel(Topology topology, Parameters params) {
         this.topology = Objects.requireNonNull(topology, "topology");
@@ -226,11 +252,14 @@ public final class CostModel {
                     : params.devices().get(GpuGeneration.fromName(d.name()));
         }
         this.ports = new double[topology.deviceCount()][LinkKind.values().length][2];
+        this.wires = new double[topology.deviceCount()][LinkKind.values().length][2];
         for (Link l : topology.links()) {
             double[] out = ports[l.from()][l.kind().ordinal()];
             double[] in = ports[l.to()][l.kind().ordinal()];
             out[0] = Math.max(out[0], l.gbps());
             in[1] = Math.max(in[1], l.gbps());
+            wires[l.from()][l.kind().ordinal()][0] += l.gbps();
+            wires[l.to()][l.kind().ordinal()][1] += l.gbps();
         }
         this.routedGbps = topology.links().stream().mapToDouble(Link::gbps).min().orElse(Topology.HOST_MEMORY_GBPS) / 2;
     }
@@ -278,7 +307,7 @@ public final class CostModel {
         if (step.transfers().isEmpty()) {
             return 0;
         }
-        Map<String, double[]> load = new HashMap<>(); // resource -> {bytes, bytes per second}
+        Map<String, double[]> load = new HashMap<>();
         double latency = 0;
         for (Transfer t : step.transfers()) {
             Link link = topology.link(t.src(), t.dst()).orElse(null);
@@ -286,22 +315,41 @@ public final class CostModel {
             LinkParams lp = params.links().get(kind);
             double gbps = link == null ? routedGbps : link.gbps();
             latency = Math.max(latency, lp.latencySeconds());
-            add(load, "stream " + t.src() + "->" + t.dst(), chunkBytes, gbps * 1e9 * lp.streamEfficiency());
+            // everything one stream carries this step is one message to its peer: one ramp
+            add(load, "stream " + t.src() + "->" + t.dst(), chunkBytes, gbps * 1e9 * lp.streamEfficiency(),
+                    lp.halfRateBytes());
+            double rate = lp.portEfficiency() * 1e9;
             if (shared(kind)) {
-                double rate = lp.portEfficiency() * 1e9;
-                add(load, "out " + t.src() + " " + kind, chunkBytes, rate * port(t.src(), kind, true, gbps));
-                add(load, "in " + t.dst() + " " + kind, chunkBytes, rate * port(t.dst(), kind, false, gbps));
+                add(load, "out " + t.src() + " " + kind, chunkBytes, rate * port(t.src(), kind, true, gbps), 0);
+                add(load, "in " + t.dst() + " " + kind, chunkBytes, rate * port(t.dst(), kind, false, gbps), 0);
+            } else if (link != null) {
+                // separate wires, but all of them at once reach only portEfficiency of their streams' sum
+                double wired = rate * lp.streamEfficiency();
+                add(load, "out " + t.src() + " " + kind, chunkBytes, wired * wires[t.src()][kind.ordinal()][0], 0);
+                add(load, "in " + t.dst() + " " + kind, chunkBytes, wired * wires[t.dst()][kind.ordinal()][1], 0);
             }
         }
         double worst = 0;
         for (double[] v : load.values()) {
-            worst = Math.max(worst, v[0] / v[1]);
+            worst = Math.max(worst, streamSeconds(v[0], v[1], v[2]));
         }
         return worst + latency;
     }
 
-    private static void add(Map<String, double[]> load, String key, double bytes, double rate) {
-        load.computeIfAbsent(key, k -> new double[] {0, rate})[0] += bytes;
+    /** load: resource -> {bytes, bytes per second, half-rate size}. */
+    private static void add(Map<String, double[]> load, String key, double bytes, double rate, double halfRateBytes) {
+        load.computeIfAbsent(key, k -> new double[] {0, rate, halfRateBytes})[0] += bytes;
+    }
+
+    /**
+     * Time of a message of {@code bytes} over a resource of {@code rate} bytes per second whose rate ramps up
+     * with message size: above {@code halfRateBytes} it moves at {@code rate * n / (n + halfRateBytes)} (a
+     * half-rate size, as fitted to a bandwidth-against-size curve), below it at half the rate. The floor keeps a
+     * small message's time in proportion to its size, as small operations measure (about 10 us), instead of
+     * charging every message the ramp's full {@code halfRateBytes / rate}.
+     */
+    static double streamSeconds(double bytes, double rate, double halfRateBytes) {
+        return (bytes + Math.min(bytes, halfRateBytes)) / rate;
     }
 
     private static boolean shared(LinkKind kind) {
