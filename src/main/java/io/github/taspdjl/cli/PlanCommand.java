@@ -1,6 +1,7 @@
 package io.github.taspdjl.cli;
 
 import io.github.taspdjl.plan.AttentionTask;
+import io.github.taspdjl.plan.HeadParallel;
 import io.github.taspdjl.plan.Mask;
 import io.github.taspdjl.plan.Plan;
 import io.github.taspdjl.plan.PlanJson;
@@ -46,8 +47,23 @@ public final class PlanCommand implements Callable<Integer> {
     String preset;
 
     @Option(names = "--strategy", defaultValue = "tasp",
-            description = "ring|zigzag|tasp|tasp-causal|tasp-hier|direct|auto (default: ${DEFAULT-VALUE}).")
+            description = "ring|zigzag|tasp|tasp-causal|tasp-hier|direct|ulysses|hybrid|auto (default: ${DEFAULT-VALUE}).")
     String strategy;
+
+    @Option(names = "--heads", defaultValue = "32", description = "Query heads: AUTO, ulysses and hybrid check that they"
+            + " divide among the Ulysses degree (default: ${DEFAULT-VALUE}).")
+    int heads;
+
+    @Option(names = "--kv-heads", defaultValue = "8", description = "Key/value heads (default: ${DEFAULT-VALUE}).")
+    int kvHeads;
+
+    @Option(names = "--ulysses-degree", paramLabel = "U", description = "With --strategy hybrid: ranks per all-to-all"
+            + " group (2 <= U < N, dividing N); default: the degree the cost model predicts fastest.")
+    Integer ulyssesDegree;
+
+    @Option(names = "--inner", defaultValue = "tasp", description = "With --ulysses-degree: the strategy over the N/U ranks"
+            + " of a head subset (default: ${DEFAULT-VALUE}).")
+    String inner;
 
     @Option(names = "--causal", description = "Causal mask (zigzag layout).")
     boolean causal;
@@ -74,9 +90,20 @@ public final class PlanCommand implements Callable<Integer> {
         try {
             Topology topology = topology();
             Strategy s = Strategy.fromName(strategy);
-            ProblemSize problem = Planner.DEFAULT_PROBLEM.withSeqLen(seq);
+            Planner.DEFAULT_PROBLEM.withSeqLen(seq); // checks the length
+            ProblemSize problem = new ProblemSize(Planner.DEFAULT_PROBLEM.batch(), seq, heads, kvHeads,
+                    Planner.DEFAULT_PROBLEM.headDim(), Planner.DEFAULT_PROBLEM.dtypeBytes());
             long t0 = System.nanoTime();
-            Plan plan = Planner.plan(topology, s, causal, problem);
+            Plan plan;
+            if (ulyssesDegree != null) {
+                if (s != Strategy.HYBRID) {
+                    throw new IllegalArgumentException("--ulysses-degree goes with --strategy hybrid");
+                }
+                plan = Planner.hybrid(topology, ulyssesDegree, Strategy.fromName(inner), causal);
+                plan.headParallel().requireHeads(heads, kvHeads);
+            } else {
+                plan = Planner.plan(topology, s, causal, problem);
+            }
             long t1 = System.nanoTime();
             PlanValidator.Verdict verdict = PlanValidator.validate(plan);
             long t2 = System.nanoTime();
@@ -95,6 +122,8 @@ public final class PlanCommand implements Callable<Integer> {
                 out.printf(java.util.Locale.ROOT, "built and validated in %.2f s (the planner validates too), validated again in %.2f s%n",
                         (t1 - t0) / 1e9, (t2 - t1) / 1e9);
                 out.printf("validator: %s%n", verdict);
+            } else if (plan.headParallel() != null) {
+                printHeadParallel(out, topology, plan, verdict, problem);
             } else {
                 print(out, topology, plan, verdict);
             }
@@ -206,6 +235,47 @@ public final class PlanCommand implements Callable<Integer> {
                 out.printf("  r%-3d send [%s] recv [%s] attn [%s]%n", r, String.join(", ", sends.get(r)),
                         String.join(", ", recvs.get(r)), String.join(" ", tasks.get(r)));
             }
+        }
+        out.printf("validator: %s%n", verdict);
+    }
+
+    /** A Ulysses or hybrid plan: the constraint, which heads each member gets, then the inner plan. */
+    static void printHeadParallel(PrintWriter out, Topology topology, Plan plan, PlanValidator.Verdict verdict,
+            ProblemSize problem) {
+        HeadParallel hp = plan.headParallel();
+        int u = hp.degree();
+        int m = hp.inner().worldSize();
+        out.printf("plan: %s, %d rank(s), %s mask, layout %s%n", hp.label(), plan.worldSize(),
+                plan.causal() ? "causal" : "full", plan.layout());
+        out.printf("topology: %s%n", topology);
+        for (String note : plan.notes()) {
+            out.printf("note: %s%n", note);
+        }
+        out.printf("constraint: %s%n", hp.constraint());
+        out.printf("groups: %d of %d consecutive ranks; all-to-all of q, k, v in each group before the attention, of the"
+                + " output and LSE after (no overlap with the attention)%n", m, u);
+        out.printf(java.util.Locale.ROOT, "heads (%d query, %d key/value; key/value replication %.2fx):%n",
+                problem.heads(), problem.kvHeads(), hp.kvReplication(problem.heads(), problem.kvHeads()));
+        int per = hp.queryHeadsPerMember(problem.heads());
+        for (int j = 0; j < u; j++) {
+            int[] kv = hp.kvHeads(j, problem.heads(), problem.kvHeads());
+            StringBuilder ranks = new StringBuilder();
+            for (int g = 0; g < m; g++) {
+                ranks.append(g == 0 ? "" : ",").append(hp.rank(g, j));
+            }
+            out.printf("  member %d (ranks %s): query heads [%d, %d), key/value heads [%d, %d)%s%n", j, ranks, j * per,
+                    (j + 1) * per, kv[0], kv[1], hp.uniform(j, problem.heads(), problem.kvHeads()) ? ""
+                            : " (expanded to one per query head before the attention)");
+        }
+        if (m > 1) {
+            out.printf("inner plan over the %d ranks of each head subset (inner rank g = group g):%n", m);
+            int[] members = new int[m];
+            for (int g = 0; g < m; g++) {
+                members[g] = hp.rank(g, 0);
+            }
+            print(out, topology.restrictedTo(members), hp.inner(), PlanValidator.validate(hp.inner()));
+        } else {
+            out.println("attention: each rank over the whole sequence of its heads (causal by global position)");
         }
         out.printf("validator: %s%n", verdict);
     }

@@ -175,7 +175,7 @@ public final class SimulateCommand implements Callable<Integer> {
         for (Simulation.Row r : rows) {
             CostModel.Prediction pr = r.prediction();
             out.printf(Locale.ROOT, "%-22s %7d %6d %12.3f %12.3f %12.3f %8.2fx%n", r.label(), r.plan().cycles().size(),
-                    r.plan().steps().size(), pr.commSeconds() * 1e3, pr.computeSeconds() * 1e3, pr.totalSeconds() * 1e3,
+                    pr.steps().size(), pr.commSeconds() * 1e3, pr.computeSeconds() * 1e3, pr.totalSeconds() * 1e3,
                     r.speedup());
         }
         for (Simulation.Row r : rows) {

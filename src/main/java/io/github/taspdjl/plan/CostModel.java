@@ -283,6 +283,9 @@ public final class CostModel {
             throw new IllegalArgumentException("plan for " + plan.worldSize() + " ranks on a topology of "
                     + topology.deviceCount() + " devices");
         }
+        if (plan.headParallel() != null) {
+            return HeadParallelCost.predict(this, plan, problem);
+        }
         SequenceLayout layout = plan.layout();
         if (problem.seqLen() < layout.minimumLength()) {
             throw new IllegalArgumentException("sequence length " + problem.seqLen() + " is shorter than the "
@@ -304,29 +307,46 @@ public final class CostModel {
     }
 
     private double comm(Step step, double chunkBytes) {
-        if (step.transfers().isEmpty()) {
+        List<int[]> arcs = new ArrayList<>(step.transfers().size());
+        for (Transfer t : step.transfers()) {
+            arcs.add(new int[] {t.src(), t.dst()});
+        }
+        double[] bytes = new double[arcs.size()];
+        java.util.Arrays.fill(bytes, chunkBytes);
+        return transferSeconds(arcs, bytes);
+    }
+
+    /**
+     * Time of transfers that start together: arc {@code arcs[i]} = {src, dst} moves {@code bytes[i]}; the
+     * slowest resource (stream, egress port, ingress port) plus the latency of the link kinds used.
+     */
+    double transferSeconds(List<int[]> arcs, double[] bytes) {
+        if (arcs.isEmpty()) {
             return 0;
         }
         Map<String, double[]> load = new HashMap<>();
         double latency = 0;
-        for (Transfer t : step.transfers()) {
-            Link link = topology.link(t.src(), t.dst()).orElse(null);
+        for (int i = 0; i < arcs.size(); i++) {
+            int src = arcs.get(i)[0];
+            int dst = arcs.get(i)[1];
+            double b = bytes[i];
+            Link link = topology.link(src, dst).orElse(null);
             LinkKind kind = link == null ? LinkKind.PCIE : link.kind();
             LinkParams lp = params.links().get(kind);
             double gbps = link == null ? routedGbps : link.gbps();
             latency = Math.max(latency, lp.latencySeconds());
             // everything one stream carries this step is one message to its peer: one ramp
-            add(load, "stream " + t.src() + "->" + t.dst(), chunkBytes, gbps * 1e9 * lp.streamEfficiency(),
+            add(load, "stream " + src + "->" + dst, b, gbps * 1e9 * lp.streamEfficiency(),
                     lp.halfRateBytes());
             double rate = lp.portEfficiency() * 1e9;
             if (shared(kind)) {
-                add(load, "out " + t.src() + " " + kind, chunkBytes, rate * port(t.src(), kind, true, gbps), 0);
-                add(load, "in " + t.dst() + " " + kind, chunkBytes, rate * port(t.dst(), kind, false, gbps), 0);
+                add(load, "out " + src + " " + kind, b, rate * port(src, kind, true, gbps), 0);
+                add(load, "in " + dst + " " + kind, b, rate * port(dst, kind, false, gbps), 0);
             } else if (link != null) {
                 // separate wires, but all of them at once reach only portEfficiency of their streams' sum
                 double wired = rate * lp.streamEfficiency();
-                add(load, "out " + t.src() + " " + kind, chunkBytes, wired * wires[t.src()][kind.ordinal()][0], 0);
-                add(load, "in " + t.dst() + " " + kind, chunkBytes, wired * wires[t.dst()][kind.ordinal()][1], 0);
+                add(load, "out " + src + " " + kind, b, wired * wires[src][kind.ordinal()][0], 0);
+                add(load, "in " + dst + " " + kind, b, wired * wires[dst][kind.ordinal()][1], 0);
             }
         }
         double worst = 0;
@@ -396,14 +416,23 @@ public final class CostModel {
      * traffic.
      */
     double callSeconds(DeviceParams d, ProblemSize p, double q, double kv, boolean causal) {
+        double merge = params.mergeBytesPerElement() * p.batch() * p.heads() * q * p.headDim() / d.memoryBytesPerSecond();
+        return attentionSeconds(d, p, q, kv, causal) + params.attentionCallSeconds() + merge;
+    }
+
+    /** One attention call that writes its output directly (no merge): a launch and the FLOPs. */
+    double attentionSeconds(DeviceParams d, ProblemSize p, double q, double kv, boolean causal) {
         double flops = 4.0 * p.batch() * p.heads() * q * kv * p.headDim() * (causal ? 0.5 : 1.0);
         double kvEfficiency = kv / (kv + params.kvOverheadTokens());
         double tiles = (double) p.batch() * p.heads() * Math.ceil(q / params.queryTileRows());
         double waves = Math.ceil(tiles / d.computeUnits());
         double waveEfficiency = tiles / (waves * d.computeUnits());
-        double attention = flops / (d.attentionFlops() * kvEfficiency * waveEfficiency);
-        double merge = params.mergeBytesPerElement() * p.batch() * p.heads() * q * p.headDim() / d.memoryBytesPerSecond();
-        return 2 * params.attentionCallSeconds() + attention + merge;
+        return params.attentionCallSeconds() + flops / (d.attentionFlops() * kvEfficiency * waveEfficiency);
+    }
+
+    /** Figures of a device of the topology. */
+    DeviceParams device(int index) {
+        return device[index];
     }
 
     /** One line summary of a prediction, for logs and the CLI. */

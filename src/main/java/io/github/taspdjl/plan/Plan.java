@@ -18,6 +18,7 @@ public final class Plan {
     private final List<HamiltonianCycle> cycles;
     private final List<Step> steps;
     private final List<String> notes;
+    private final HeadParallel headParallel;
 
     /**
      * @param worldSize number of ranks
@@ -30,6 +31,21 @@ public final class Plan {
      */
     public Plan(int worldSize, Strategy strategy, boolean causal, SequenceLayout layout, List<HamiltonianCycle> cycles,
             List<Step> steps, List<String> notes) {
+        this(worldSize, strategy, causal, layout, cycles, steps, notes, null);
+    }
+
+    /**
+     * A head-parallel plan ({@link Strategy#ULYSSES}, {@link Strategy#HYBRID}): no cycles or steps of its
+     * own; its transfers are the all-to-alls and its inner plan's (see {@link HeadParallel}).
+     */
+    public static Plan headParallel(Strategy strategy, boolean causal, HeadParallel hp, List<String> notes) {
+        int n = hp.worldSize();
+        return new Plan(n, strategy, causal, SequenceLayout.grouped(hp.inner().layout().kind(), n, hp.degree()), List.of(),
+                List.of(), notes, hp);
+    }
+
+    private Plan(int worldSize, Strategy strategy, boolean causal, SequenceLayout layout, List<HamiltonianCycle> cycles,
+            List<Step> steps, List<String> notes, HeadParallel headParallel) {
         if (worldSize < 1) {
             throw new IllegalArgumentException("world size must be at least 1, got " + worldSize);
         }
@@ -46,6 +62,11 @@ public final class Plan {
         this.cycles = List.copyOf(cycles);
         this.steps = List.copyOf(steps);
         this.notes = List.copyOf(notes);
+        this.headParallel = headParallel;
+        if (strategy.headParallel() != (headParallel != null)) {
+            throw new IllegalArgumentException(strategy.cliName() + " plans " + (headParallel == null ? "need" : "have no")
+                    + " head-parallel part");
+        }
         for (int i = 0; i < this.steps.size(); i++) {
             if (this.steps.get(i).index() != i) {
                 throw new IllegalArgumentException("step at position " + i + " has index " + this.steps.get(i).index());
@@ -81,11 +102,16 @@ public final class Plan {
         return notes;
     }
 
+    /** The all-to-all over heads and the inner plan ({@link Strategy#ULYSSES}, {@link Strategy#HYBRID}); else null. */
+    public HeadParallel headParallel() {
+        return headParallel;
+    }
+
     /** A copy with more notes. */
     public Plan withNotes(List<String> more) {
         List<String> all = new java.util.ArrayList<>(notes);
         all.addAll(more);
-        return new Plan(worldSize, strategy, causal, layout, cycles, steps, all);
+        return new Plan(worldSize, strategy, causal, layout, cycles, steps, all, headParallel);
     }
 
     /** Most chunks any rank receives in one step: the capacity, in chunks, of each receive buffer. */
@@ -105,16 +131,21 @@ public final class Plan {
     @Override
     public boolean equals(Object o) {
         return o instanceof Plan p && p.worldSize == worldSize && p.strategy == strategy && p.causal == causal
-                && p.layout.equals(layout) && p.cycles.equals(cycles) && p.steps.equals(steps);
+                && p.layout.equals(layout) && p.cycles.equals(cycles) && p.steps.equals(steps)
+                && Objects.equals(p.headParallel, headParallel);
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(worldSize, strategy, causal, layout, cycles, steps);
+        return Objects.hash(worldSize, strategy, causal, layout, cycles, steps, headParallel);
     }
 
     @Override
     public String toString() {
+        if (headParallel != null) {
+            return "Plan{" + headParallel.label() + (causal ? " causal" : "") + ", " + worldSize + " ranks, " + layout
+                    + ", inner " + headParallel.inner() + "}";
+        }
         return "Plan{" + strategy.cliName() + (causal ? " causal" : "") + ", " + worldSize + " ranks, " + layout + ", "
                 + cycles.size() + " cycle(s), " + steps.size() + " steps}";
     }

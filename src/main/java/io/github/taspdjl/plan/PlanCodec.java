@@ -43,6 +43,10 @@ public final class PlanCodec {
 
     /** The flat form of a plan. */
     public static int[] toFlat(Plan plan) {
+        if (plan.headParallel() != null) {
+            throw new IllegalArgumentException(plan.strategy().cliName() + " plans move heads and have no flat form version "
+                    + VERSION + "; store them as JSON (PlanJson)");
+        }
         int n = plan.worldSize();
         SequenceLayout layout = plan.layout();
         IntList out = new IntList();

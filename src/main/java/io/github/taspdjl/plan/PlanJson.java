@@ -16,6 +16,8 @@ import java.util.Locale;
  * {@code chunk} as {@code owner} and {@code index}, {@code sendSlot}, {@code recvSlot}) and {@code compute}
  * ({@code rank}, {@code queryBlock}, {@code chunk}, {@code kvBlock}, {@code slot}, {@code mask}). A slot is
  * {@code buffer} (-1 = local shard) and {@code position}; chunk index -1 is the owner's whole shard.
+ * Head-parallel plans (ulysses, hybrid) have no steps of their own and a {@code headParallel} object:
+ * {@code degree} (ranks per all-to-all group) and {@code inner} (the inner plan, in this form).
  */
 public final class PlanJson {
 
@@ -41,11 +43,20 @@ public final class PlanJson {
         } catch (JsonParseException e) {
             throw new IllegalArgumentException("not a plan: " + e.getMessage(), e);
         }
+        return fromDto(d);
+    }
+
+    private static Plan fromDto(PlanDto d) {
         if (d == null || !FORMAT.equals(d.format) || d.version != PlanCodec.VERSION || d.layout == null || d.steps == null) {
             throw new IllegalArgumentException("not a " + FORMAT + " version " + PlanCodec.VERSION + " document");
         }
         present(d.layout.kind, "layout.kind");
         present(d.strategy, "strategy");
+        if (d.headParallel != null) {
+            present(d.headParallel.inner, "headParallel.inner");
+            return Plan.headParallel(Strategy.fromName(d.strategy), d.causal,
+                    new HeadParallel(d.headParallel.degree, fromDto(d.headParallel.inner)), d.notes == null ? List.of() : d.notes);
+        }
         SequenceLayout layout = new SequenceLayout(SequenceLayout.Kind.valueOf(d.layout.kind.toUpperCase(Locale.ROOT)),
                 d.worldSize, d.layout.chunksPerRank);
         List<HamiltonianCycle> cycles = new ArrayList<>();
@@ -119,6 +130,12 @@ public final class PlanJson {
         d.layout = new LayoutDto();
         d.layout.kind = plan.layout().kind().name().toLowerCase(Locale.ROOT);
         d.layout.blockCount = plan.layout().blockCount();
+        d.layout.groupSize = plan.layout().groupSize();
+        if (plan.headParallel() != null) {
+            d.headParallel = new HeadParallelDto();
+            d.headParallel.degree = plan.headParallel().degree();
+            d.headParallel.inner = toDto(plan.headParallel().inner());
+        }
         d.layout.chunksPerRank = plan.layout().chunksPerRank();
         d.layout.blocksOfRank = new int[plan.worldSize()][];
         for (int r = 0; r < plan.worldSize(); r++) {
@@ -171,6 +188,13 @@ public final class PlanJson {
         int receiveBufferChunks;
         List<String> notes;
         List<StepDto> steps;
+        HeadParallelDto headParallel;
+    }
+
+    @SuppressWarnings("unused")
+    private static final class HeadParallelDto {
+        int degree;
+        PlanDto inner;
     }
 
     @SuppressWarnings("unused")
@@ -178,6 +202,7 @@ public final class PlanJson {
         String kind;
         int blockCount;
         int chunksPerRank;
+        int groupSize;
         int[][] blocksOfRank;
     }
 

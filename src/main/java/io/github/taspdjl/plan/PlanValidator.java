@@ -23,6 +23,11 @@ import java.util.List;
  *       and never a later block.
  *   <li><b>Causal balance</b>: for causal plans, the attention work of the busiest and the idlest rank
  *       differs by at most one block pair (a FULL block pair is 1, a CAUSAL diagonal 1/2).
+ *   <li><b>Head-parallel</b> ({@link Strategy#ULYSSES}, {@link Strategy#HYBRID}): the Ulysses degree divides the
+ *       world size; the layout is the inner plan's layout {@link SequenceLayout#grouped grouped} by the degree,
+ *       so each group's all-to-all gives every member the inner rank's blocks whole; no steps or cycles of its
+ *       own; the inner plan has the same mask, n/u ranks, is one rank exactly for Ulysses, and passes rules
+ *       1-7. Which heads go where is checked against the heads at run time ({@link HeadParallel#requireHeads}).
  * </ol>
  */
 public final class PlanValidator {
@@ -53,7 +58,11 @@ public final class PlanValidator {
     /** Checks every rule; never throws for a bad plan. */
     public static Verdict validate(Plan plan) {
         List<String> v = new ArrayList<>();
-        new Run(plan, v).check();
+        if (plan.headParallel() != null) {
+            checkHeadParallel(plan, v);
+        } else {
+            new Run(plan, v).check();
+        }
         List<String> shown = v.size() > MAX_VIOLATIONS ? new ArrayList<>(v.subList(0, MAX_VIOLATIONS)) : v;
         if (v.size() > MAX_VIOLATIONS) {
             shown.add("... and " + (v.size() - MAX_VIOLATIONS) + " more");
@@ -72,6 +81,35 @@ public final class PlanValidator {
             throw new IllegalStateException("plan " + plan + " is " + verdict);
         }
         return plan;
+    }
+
+    private static void checkHeadParallel(Plan plan, List<String> v) {
+        HeadParallel hp = plan.headParallel();
+        Plan inner = hp.inner();
+        int n = plan.worldSize();
+        if (hp.worldSize() != n) {
+            v.add("head-parallel: Ulysses degree " + hp.degree() + " times " + inner.worldSize() + " inner ranks is not "
+                    + n + " ranks");
+            return;
+        }
+        SequenceLayout expected = SequenceLayout.grouped(inner.layout().kind(), n, hp.degree());
+        if (!plan.layout().equals(expected)) {
+            v.add("head-parallel: layout " + plan.layout() + " is not the inner layout grouped by " + hp.degree() + " ("
+                    + expected + ")");
+        }
+        if (!plan.steps().isEmpty() || !plan.cycles().isEmpty()) {
+            v.add("head-parallel: the plan's own steps and cycles must be empty (they are the inner plan's)");
+        }
+        if (inner.causal() != plan.causal()) {
+            v.add("head-parallel: inner plan is " + (inner.causal() ? "causal" : "full") + ", the plan is not");
+        }
+        if ((plan.strategy() == Strategy.ULYSSES) != (inner.worldSize() == 1)) {
+            v.add("head-parallel: " + plan.strategy().cliName() + " with " + inner.worldSize() + " inner rank(s): ulysses"
+                    + " has exactly one, hybrid more");
+        }
+        for (String inside : validate(inner).violations()) {
+            v.add("inner plan: " + inside);
+        }
     }
 
     /** One validation pass: state kept per rank while the steps are replayed. */

@@ -28,7 +28,13 @@ import org.slf4j.LoggerFactory;
  *   <li>{@link Strategy#TASP_HIERARCHICAL}: u nodes of m GPUs: m rings of intra-node Hamiltonian paths
  *       chained over the NIC rails, where they exist; else flat TASP. Contiguous or zigzag layout by mask.
  *   <li>{@link Strategy#DIRECT}: the direct all-to-all schedule, any n. Contiguous or zigzag by mask.
- *   <li>{@link Strategy#AUTO}: the candidate the {@link CostModel} predicts fastest for the problem.
+ *   <li>{@link Strategy#ULYSSES}: an all-to-all over heads among all n ranks and attention over the whole
+ *       sequence per head subset ({@link HeadParallel}, degree n); contiguous layout, causal or not.
+ *   <li>{@link Strategy#HYBRID}: Ulysses of degree u inside groups of u consecutive ranks, times a ring or TASP
+ *       plan over the n/u ranks of each head subset (built on that part of the topology); u and the inner
+ *       strategy are the ones the cost model predicts fastest for the problem ({@link #hybrid} names them).
+ *   <li>{@link Strategy#AUTO}: the candidate the {@link CostModel} predicts fastest for the problem, over every
+ *       strategy that applies to it (head-parallel ones only where the query heads divide).
  * </ul>
  */
 public final class Planner {
@@ -48,20 +54,40 @@ public final class Planner {
 
     private Planner() {}
 
-    /** A plan for the topology; AUTO plans for {@link #DEFAULT_PROBLEM}. */
+    /**
+     * A plan for the topology when the heads are not known yet: AUTO plans for {@link #DEFAULT_PROBLEM} over the
+     * strategies that move token chunks (a head-parallel plan could not run with heads that do not divide), and
+     * HYBRID picks its degree for that problem.
+     */
     public static Plan plan(Topology topology, Strategy strategy, boolean causal) {
-        return plan(topology, strategy, causal, DEFAULT_PROBLEM);
+        return plan(topology, strategy, causal, DEFAULT_PROBLEM, false);
     }
 
-    /** A plan for the topology; AUTO picks with the default {@link CostModel} for {@code problem}. */
+    /**
+     * A plan for the topology and problem; AUTO picks with the default {@link CostModel} over every strategy that
+     * applies to the problem (head-parallel ones only where its query heads divide).
+     *
+     * @throws IllegalArgumentException for ULYSSES or HYBRID when the problem's heads do not divide, saying so
+     */
     public static Plan plan(Topology topology, Strategy strategy, boolean causal, ProblemSize problem) {
+        return plan(topology, strategy, causal, problem, true);
+    }
+
+    private static Plan plan(Topology topology, Strategy strategy, boolean causal, ProblemSize problem, boolean headsKnown) {
         if (topology == null || strategy == null) {
             throw new IllegalArgumentException("topology and strategy are required, got " + topology + " and " + strategy);
         }
         if (topology.deviceCount() < 1) {
             throw new IllegalArgumentException("topology " + topology + " has no device to plan for");
         }
-        Plan plan = strategy == Strategy.AUTO ? auto(topology, causal, problem) : build(topology, strategy, causal);
+        if (strategy.headParallel() && topology.deviceCount() < 2) {
+            throw new IllegalArgumentException(strategy.cliName() + " needs at least 2 ranks, got " + topology.deviceCount());
+        }
+        Plan plan = strategy == Strategy.AUTO ? auto(topology, causal, problem, headsKnown)
+                : strategy == Strategy.HYBRID ? bestHybrid(topology, causal, problem) : build(topology, strategy, causal);
+        if (plan.headParallel() != null && headsKnown) {
+            plan.headParallel().requireHeads(problem.heads(), problem.kvHeads());
+        }
         for (String note : plan.notes()) {
             LOG.info("{}: {}", plan.strategy().cliName(), note);
         }
@@ -74,10 +100,49 @@ public final class Planner {
      */
     public static List<Plan> candidates(Topology topology, boolean causal) {
         List<Plan> out = new ArrayList<>();
-        for (Strategy s : candidateStrategies(topology, causal)) {
+        for (Strategy s : tokenCandidates(topology, causal)) {
             out.add(PlanValidator.requireValid(build(topology, s, causal)));
         }
+        out.addAll(headParallelCandidates(topology, causal));
         return out;
+    }
+
+    /** The head-parallel plans of {@link #headParallelSpecs}, each validated. */
+    private static List<Plan> headParallelCandidates(Topology topology, boolean causal) {
+        List<Plan> out = new ArrayList<>();
+        for (int[] spec : headParallelSpecs(topology, causal)) {
+            out.add(spec[0] == topology.deviceCount() ? ulysses(topology.deviceCount(), causal)
+                    : hybrid(topology, spec[0], Strategy.values()[spec[1]], causal));
+        }
+        return out;
+    }
+
+    /**
+     * The head-parallel candidates of a topology: Ulysses over all ranks, and for every proper divisor u of n
+     * (2 <= u < n) the hybrid of degree u with a ring and with TASP inside (TASP only over 3 or more inner
+     * ranks, where it differs from the ring). Each is {u, ordinal of the inner strategy}.
+     */
+    static List<int[]> headParallelSpecs(Topology topology, boolean causal) {
+        int n = topology.deviceCount();
+        List<int[]> specs = new ArrayList<>();
+        if (n < 2) {
+            return specs;
+        }
+        SequenceLayout.Kind kind = kindFor(causal);
+        for (int u = 2; u < n; u++) {
+            int m = n / u;
+            if (n % u != 0) {
+                continue;
+            }
+            if (Schedules.estimatedEntries(m, 1, kind, causal) <= Schedules.MAX_PLAN_ENTRIES) {
+                specs.add(new int[] {u, Strategy.RING.ordinal()});
+            }
+            if (m > 2 && Schedules.estimatedEntries(m, m - 1, kind, causal) <= Schedules.MAX_PLAN_ENTRIES) {
+                specs.add(new int[] {u, Strategy.TASP.ordinal()});
+            }
+        }
+        specs.add(new int[] {n, Strategy.RING.ordinal()});
+        return specs;
     }
 
     /**
@@ -86,6 +151,15 @@ public final class Planner {
      * remains past about 150 ranks).
      */
     public static List<Strategy> candidateStrategies(Topology topology, boolean causal) {
+        List<Strategy> strategies = tokenCandidates(topology, causal);
+        for (int[] spec : headParallelSpecs(topology, causal)) {
+            strategies.add(spec[0] == topology.deviceCount() ? Strategy.ULYSSES : Strategy.HYBRID);
+        }
+        return strategies;
+    }
+
+    /** The token-chunk strategies of {@link #candidateStrategies}. */
+    private static List<Strategy> tokenCandidates(Topology topology, boolean causal) {
         List<Strategy> strategies = new ArrayList<>(List.of(causal ? Strategy.ZIGZAG_RING : Strategy.RING));
         int n = topology.deviceCount();
         SequenceLayout.Kind kind = kindFor(causal);
@@ -129,15 +203,24 @@ public final class Planner {
                         + maxRanks(false, false) + "; use ring, or tasp-hier over several nodes, for more ranks";
     }
 
-    private static Plan auto(Topology topology, boolean causal, ProblemSize problem) {
+    private static Plan auto(Topology topology, boolean causal, ProblemSize problem, boolean headsKnown) {
         CostModel model = CostModel.of(topology);
         Plan best = null;
         double bestTime = Double.POSITIVE_INFINITY;
         List<String> scores = new ArrayList<>();
-        List<Strategy> strategies = candidateStrategies(topology, causal);
-        List<Plan> plans = candidates(topology, causal);
+        List<Strategy> strategies = headsKnown ? candidateStrategies(topology, causal) : tokenCandidates(topology, causal);
+        List<Plan> plans = new ArrayList<>();
+        for (Strategy s : tokenCandidates(topology, causal)) {
+            plans.add(build(topology, s, causal));
+        }
+        if (headsKnown) {
+            plans.addAll(headParallelCandidates(topology, causal));
+        }
         for (int i = 0; i < plans.size(); i++) {
             Plan p = plans.get(i);
+            if (p.headParallel() != null && !p.headParallel().applies(problem.heads(), problem.kvHeads())) {
+                continue; // the query heads do not divide among the degree
+            }
             double t = model.predict(p, problem).totalSeconds();
             scores.add(String.format(Locale.ROOT, "%s %.3f ms", label(strategies.get(i), p), t * 1e3));
             if (t < bestTime) {
@@ -145,12 +228,15 @@ public final class Planner {
                 bestTime = t;
             }
         }
-        return best.withNotes(List.of("auto picked " + best.strategy().cliName() + " for seq " + problem.seqLen() + " (predicted: "
+        return best.withNotes(List.of("auto picked " + label(best.strategy(), best) + " for seq " + problem.seqLen() + " (predicted: "
                 + String.join(", ", scores) + ")"));
     }
 
     /** The requested strategy's name, plus what it became when it fell back, e.g. "tasp-hier->tasp". */
     public static String label(Strategy requested, Plan p) {
+        if (p.headParallel() != null) {
+            return p.headParallel().label();
+        }
         return requested == p.strategy() ? requested.cliName() : requested.cliName() + "->" + p.strategy().cliName();
     }
 
@@ -179,9 +265,88 @@ public final class Planner {
                 return hierarchical(topology, causal, notes);
             case DIRECT:
                 return Schedules.direct(Strategy.DIRECT, causal, kindFor(causal), n, notes);
+            case ULYSSES:
+                return ulysses(n, causal);
+            case HYBRID:
+                return bestHybrid(topology, causal, DEFAULT_PROBLEM);
             default:
                 throw new IllegalArgumentException("strategy " + strategy + " is not a concrete schedule");
         }
+    }
+
+    /**
+     * Ulysses over n ranks: the all-to-all over heads among all ranks, then attention over the whole sequence
+     * (a one-rank inner plan). Contiguous layout for both masks: every rank sees the whole sequence of its
+     * heads, so causal work is balanced without a zigzag.
+     */
+    public static Plan ulysses(int n, boolean causal) {
+        if (n < 2) {
+            throw new IllegalArgumentException("ulysses needs at least 2 ranks, got " + n);
+        }
+        Plan inner = Schedules.cycles(Strategy.RING, causal, SequenceLayout.Kind.CONTIGUOUS, 1, List.of(), List.of());
+        return PlanValidator.requireValid(Plan.headParallel(Strategy.ULYSSES, causal, new HeadParallel(n, inner),
+                List.of("all-to-all over heads among " + n + " ranks (query heads must divide by " + n + ")")));
+    }
+
+    /**
+     * The hybrid of Ulysses degree {@code degree} (groups of that many consecutive ranks) with {@code inner}
+     * (a token-chunk strategy) over the n/degree ranks of each head subset, planned on the part of the topology
+     * that joins ranks 0, degree, 2*degree, ...
+     */
+    public static Plan hybrid(Topology topology, int degree, Strategy inner, boolean causal) {
+        int n = topology.deviceCount();
+        if (degree < 2 || degree >= n || n % degree != 0) {
+            throw new IllegalArgumentException("a hybrid's Ulysses degree must divide the " + n + " ranks and lie in [2, "
+                    + (n - 1) + "], got " + degree + " (degree " + n + " is ulysses)");
+        }
+        if (inner == null || inner.headParallel() || inner == Strategy.AUTO) {
+            throw new IllegalArgumentException("a hybrid's inner strategy moves token chunks (ring, zigzag, tasp, ...), got "
+                    + inner);
+        }
+        int m = n / degree;
+        int[] members = new int[m];
+        for (int g = 0; g < m; g++) {
+            members[g] = g * degree;
+        }
+        Plan in = build(topology.restrictedTo(members), inner, causal);
+        List<String> notes = new ArrayList<>();
+        notes.add("all-to-all over heads in " + m + " group(s) of " + degree + " consecutive ranks, then "
+                + in.strategy().cliName() + " over the " + m + " ranks of each head subset (query heads must divide by "
+                + degree + ")");
+        for (String note : in.notes()) {
+            notes.add("inner: " + note);
+        }
+        return PlanValidator.requireValid(Plan.headParallel(Strategy.HYBRID, causal, new HeadParallel(degree, in), notes));
+    }
+
+    /** The hybrid the cost model predicts fastest for the problem (over every Ulysses degree and inner strategy). */
+    private static Plan bestHybrid(Topology topology, boolean causal, ProblemSize problem) {
+        CostModel model = CostModel.of(topology);
+        Plan best = null;
+        double bestTime = Double.POSITIVE_INFINITY;
+        List<String> scores = new ArrayList<>();
+        for (int[] spec : headParallelSpecs(topology, causal)) {
+            if (spec[0] == topology.deviceCount()) {
+                continue;
+            }
+            Plan p = hybrid(topology, spec[0], Strategy.values()[spec[1]], causal);
+            if (!p.headParallel().applies(problem.heads(), problem.kvHeads())) {
+                continue;
+            }
+            double t = model.predict(p, problem).totalSeconds();
+            scores.add(String.format(Locale.ROOT, "%s %.3f ms", p.headParallel().label(), t * 1e3));
+            if (t < bestTime) {
+                best = p;
+                bestTime = t;
+            }
+        }
+        if (best == null) {
+            throw new IllegalArgumentException("no hybrid applies to " + topology.deviceCount() + " ranks and "
+                    + problem.heads() + " query heads: a hybrid needs a Ulysses degree u with 2 <= u < n that divides both"
+                    + " the ranks and the query heads");
+        }
+        return best.withNotes(List.of("hybrid picked " + best.headParallel().label() + " for seq " + problem.seqLen()
+                + " (predicted: " + String.join(", ", scores) + ")"));
     }
 
     private static SequenceLayout.Kind kindFor(boolean causal) {

@@ -15,6 +15,13 @@ import java.util.Arrays;
  *   <li>{@link Kind#CONTIGUOUS}: {@code B = n}, rank r holds block r.
  *   <li>{@link Kind#ZIGZAG}: {@code B = 2n}, rank r holds blocks r and 2n-1-r, which balances causal work.
  * </ul>
+ *
+ * <p><b>Grouped</b> ({@link #grouped}, for head-parallel hybrids): ranks form groups of {@code u}
+ * consecutive ranks; the layout above is taken over the {@code n/u} groups and each of its blocks is cut
+ * into {@code u} sub-blocks, so {@code B} is {@code u} times the groups' block count, and rank {@code g*u+j}
+ * holds sub-block {@code j} of each block of group {@code g}. After an all-to-all inside a group, every
+ * member holds the group's blocks whole, in the order the groups' layout gives them. Grouped contiguous is
+ * plain contiguous.
  */
 public final class SequenceLayout {
 
@@ -47,8 +54,25 @@ public final class SequenceLayout {
     private final Kind kind;
     private final int worldSize;
     private final int chunksPerRank;
+    /** Ranks per group (1: not grouped). */
+    private final int groupSize;
 
     public SequenceLayout(Kind kind, int worldSize, int chunksPerRank) {
+        this(kind, worldSize, chunksPerRank, 1);
+    }
+
+    /**
+     * The layout of {@code kind} over {@code worldSize / groupSize} groups of {@code groupSize} consecutive
+     * ranks, each block cut into one sub-block per member (see the class comment); one chunk per rank.
+     */
+    public static SequenceLayout grouped(Kind kind, int worldSize, int groupSize) {
+        if (groupSize < 1 || worldSize % groupSize != 0) {
+            throw new IllegalArgumentException("group size " + groupSize + " must divide the world size " + worldSize);
+        }
+        return new SequenceLayout(kind, worldSize, 1, kind == Kind.CONTIGUOUS ? 1 : groupSize);
+    }
+
+    private SequenceLayout(Kind kind, int worldSize, int chunksPerRank, int groupSize) {
         if (worldSize < 1) {
             throw new IllegalArgumentException("world size must be at least 1, got " + worldSize);
         }
@@ -58,6 +82,12 @@ public final class SequenceLayout {
         this.kind = kind;
         this.worldSize = worldSize;
         this.chunksPerRank = chunksPerRank;
+        this.groupSize = groupSize;
+    }
+
+    /** Ranks per group of a {@link #grouped} layout; 1 for the others. */
+    public int groupSize() {
+        return groupSize;
     }
 
     public Kind kind() {
@@ -77,6 +107,11 @@ public final class SequenceLayout {
         return kind == Kind.CONTIGUOUS ? worldSize : 2 * worldSize;
     }
 
+    /** Ranks of the layout that groups are placed by (the world size when not grouped). */
+    private int groups() {
+        return worldSize / groupSize;
+    }
+
     public int blocksPerRank() {
         return kind == Kind.CONTIGUOUS ? 1 : 2;
     }
@@ -84,7 +119,13 @@ public final class SequenceLayout {
     /** Global block indices that rank {@code r} holds, in shard order. */
     public int[] blocksOfRank(int r) {
         checkRank(r);
-        return kind == Kind.CONTIGUOUS ? new int[] {r} : new int[] {r, 2 * worldSize - 1 - r};
+        if (kind == Kind.CONTIGUOUS) {
+            return new int[] {r};
+        }
+        int u = groupSize;
+        int g = r / u;
+        int j = r % u;
+        return new int[] {g * u + j, (2 * groups() - 1 - g) * u + j};
     }
 
     /** The rank that holds block {@code b}. */
@@ -92,7 +133,12 @@ public final class SequenceLayout {
         if (b < 0 || b >= blockCount()) {
             throw new IllegalArgumentException("block " + b + " outside [0, " + blockCount() + ")");
         }
-        return kind == Kind.CONTIGUOUS || b < worldSize ? b : 2 * worldSize - 1 - b;
+        if (kind == Kind.CONTIGUOUS) {
+            return b;
+        }
+        int u = groupSize;
+        int g = b / u;
+        return (g < groups() ? g : 2 * groups() - 1 - g) * u + b % u;
     }
 
     /** Whether rank {@code r} holds block {@code b}. */
@@ -151,17 +197,18 @@ public final class SequenceLayout {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof SequenceLayout l && l.kind == kind && l.worldSize == worldSize && l.chunksPerRank == chunksPerRank;
+        return o instanceof SequenceLayout l && l.kind == kind && l.worldSize == worldSize && l.chunksPerRank == chunksPerRank
+                && l.groupSize == groupSize;
     }
 
     @Override
     public int hashCode() {
-        return Arrays.hashCode(new int[] {kind.ordinal(), worldSize, chunksPerRank});
+        return Arrays.hashCode(new int[] {kind.ordinal(), worldSize, chunksPerRank, groupSize});
     }
 
     @Override
     public String toString() {
         return kind.name().toLowerCase(java.util.Locale.ROOT) + "(" + blockCount() + " blocks, " + chunksPerRank
-                + " chunk(s) per rank)";
+                + " chunk(s) per rank" + (groupSize > 1 ? ", groups of " + groupSize : "") + ")";
     }
 }

@@ -62,16 +62,19 @@ public final class Simulation {
         return plans.stream().mapToLong(p -> p.layout().minimumLength()).max().orElse(1);
     }
 
-    /** Every candidate's prediction for one problem; the baseline (ring) first. */
+    /**
+     * Every candidate's prediction for one problem, the baseline (ring) first; head-parallel candidates whose
+     * Ulysses degree does not divide the problem's query heads are left out.
+     */
     public List<Row> compare(ProblemSize problem) {
-        List<CostModel.Prediction> predictions = new ArrayList<>();
-        for (Plan p : plans) {
-            predictions.add(model.predict(p, problem));
-        }
-        double base = predictions.get(0).totalSeconds();
+        double base = model.predict(plans.get(0), problem).totalSeconds();
         List<Row> rows = new ArrayList<>();
-        for (int i = 0; i < predictions.size(); i++) {
-            CostModel.Prediction p = predictions.get(i);
+        for (int i = 0; i < plans.size(); i++) {
+            Plan plan = plans.get(i);
+            if (plan.headParallel() != null && !plan.headParallel().applies(problem.heads(), problem.kvHeads())) {
+                continue; // the heads do not divide among this Ulysses degree
+            }
+            CostModel.Prediction p = model.predict(plan, problem);
             rows.add(new Row(labels.get(i), p.plan(), p, base / p.totalSeconds()));
         }
         return rows;

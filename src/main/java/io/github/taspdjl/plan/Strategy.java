@@ -18,6 +18,18 @@ public enum Strategy {
     TASP_HIERARCHICAL("tasp-hier", 4),
     /** The direct all-to-all schedule: every rank sends one chunk to every peer in every step (any n). */
     DIRECT("direct", 5),
+    /**
+     * DeepSpeed-Ulysses: an all-to-all over attention heads. Each rank sends every peer that peer's heads of
+     * its tokens (q, k, v), runs attention over the whole sequence for its heads, and an all-to-all of the
+     * output brings its tokens of every head back. Needs query heads divisible by the ranks (see {@link
+     * HeadParallel}).
+     */
+    ULYSSES("ulysses", 6),
+    /**
+     * USP-style hybrid: Ulysses of degree u inside groups of u consecutive ranks, times a ring or TASP plan
+     * over the n/u ranks that share a head subset (see {@link HeadParallel}).
+     */
+    HYBRID("hybrid", 7),
     /** Let the cost model pick the fastest of the others for a topology and problem size. */
     AUTO("auto", -1);
 
@@ -34,13 +46,21 @@ public enum Strategy {
         return cliName;
     }
 
+    /**
+     * Whether plans of this strategy move heads (an all-to-all, {@link Plan#headParallel()}) instead of only
+     * key/value token chunks.
+     */
+    public boolean headParallel() {
+        return this == ULYSSES || this == HYBRID;
+    }
+
     /** Code in the flat form ({@link PlanCodec}); -1 for {@link #AUTO}, which never appears in a plan. */
     public int code() {
         return code;
     }
 
     /**
-     * The strategy of a CLI name ({@code ring|zigzag|tasp|tasp-causal|tasp-hier|direct|auto}) or an enum
+     * The strategy of a CLI name ({@code ring|zigzag|tasp|tasp-causal|tasp-hier|direct|ulysses|hybrid|auto}) or an enum
      * name, case-insensitive.
      *
      * @throws IllegalArgumentException naming the known strategies when there is none of that name

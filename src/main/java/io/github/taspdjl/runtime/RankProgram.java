@@ -48,6 +48,10 @@ public final class RankProgram {
     private final long[] capacity;
 
     private RankProgram(Plan plan, long seqLen, PackedSequence documents) {
+        if (plan.headParallel() != null) {
+            throw new IllegalArgumentException(plan.strategy().cliName() + " moves heads: only its inner plan ("
+                    + plan.headParallel().inner().strategy().cliName() + ") is lowered to programs (HeadParallelForward)");
+        }
         this.plan = plan;
         this.layout = plan.layout();
         this.seqLen = seqLen;

@@ -177,6 +177,43 @@ public final class Topology {
         return source;
     }
 
+    /**
+     * The part of this topology that joins {@code ranks} (distinct device indices): device {@code ranks[i]}
+     * becomes device {@code i}, with the links among them; nodes are renumbered in order of first use and NICs
+     * kept for the devices kept. Used for the plan over the ranks that share a head subset in a hybrid.
+     */
+    public Topology restrictedTo(int[] ranks) {
+        int[] newIndex = new int[devices.size()];
+        java.util.Arrays.fill(newIndex, -1);
+        java.util.Map<Integer, Integer> nodes = new java.util.LinkedHashMap<>();
+        List<Device> kept = new ArrayList<>();
+        for (int i = 0; i < ranks.length; i++) {
+            int r = ranks[i];
+            if (r < 0 || r >= devices.size() || newIndex[r] >= 0) {
+                throw new IllegalArgumentException("ranks " + java.util.Arrays.toString(ranks) + " must be distinct devices of "
+                        + devices.size());
+            }
+            newIndex[r] = i;
+            Device d = devices.get(r);
+            int node = nodes.computeIfAbsent(d.node(), k -> nodes.size());
+            kept.add(new Device(i, d.name(), d.pciBusId(), d.numaNode(), d.memoryBytes(), node));
+        }
+        List<Link> keptLinks = new ArrayList<>();
+        for (Link l : links) {
+            if (newIndex[l.from()] >= 0 && newIndex[l.to()] >= 0) {
+                keptLinks.add(new Link(newIndex[l.from()], newIndex[l.to()], l.kind(), l.count(), l.gbps(), l.pcieLevel()));
+            }
+        }
+        List<Nic> keptNics = new ArrayList<>();
+        for (Nic n : nics) {
+            if (n.nearestDevice() != null && newIndex[n.nearestDevice()] >= 0) {
+                int d = newIndex[n.nearestDevice()];
+                keptNics.add(new Nic(n.name(), kept.get(d).node(), d, n.gbps()));
+            }
+        }
+        return Topology.of(kept, keptLinks, keptNics, source + " ranks " + java.util.Arrays.toString(ranks));
+    }
+
     /** Number of nodes (machines). */
     public int nodeCount() {
         return devices.stream().mapToInt(Device::node).max().orElse(-1) + 1;

@@ -75,7 +75,10 @@ public class PlanAndSimulateCommandTest {
         assertEquals(r.code(), 0, r.err());
         assertTrue(r.out().contains("ring"), r.out());
         assertTrue(r.out().matches("(?s).*tasp\\s+7\\s+8\\s.*"), r.out());
-        assertTrue(r.out().contains("auto picks: tasp"), r.out());
+        // head-parallel rows are listed too; with 32 heads the all-to-all beats every ring step on the mesh
+        assertTrue(r.out().matches("(?s).*\nulysses\s+0\s+3\s.*"), r.out());
+        assertTrue(r.out().contains("hybrid 4xring"), r.out());
+        assertTrue(r.out().contains("auto picks: ulysses"), r.out());
         Result bad = run(new SimulateCommand(), "--preset", "nope", "--seq", "1024");
         assertEquals(bad.code(), 2);
         assertTrue(bad.err().contains("unknown topology preset 'nope'"), bad.err());
