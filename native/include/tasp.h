@@ -106,6 +106,16 @@ TASP_API int tasp_rank_forward(tasp_group g, int rank, const int64_t* program, i
                                tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                                tasp_tensor* lse, double* stats, int64_t stats_len);
 
+// ---- All-to-all (in-process groups): the transfer of head-parallel attention (Ulysses, hybrids) --
+// Rank `rank` of a group of `world` ranks sends sends[p] (NULL: nothing) to each rank p and receives
+// from each p a tensor of sizes recv_sizes[p*ndim .. p*ndim+ndim) (recv_sizes[p*ndim] < 0: nothing),
+// with the dtype and device of `like`; received[p] (world entries) gets a new handle, NULL where
+// nothing came. Every rank of the group calls it, in the same order as its forwards; ranks that
+// disagree on a piece's shape fail at once (TASP_ERR_ARGUMENT), naming the pair. stats as for
+// tasp_rank_forward with no steps (TASP_STATS_TOTALS numbers).
+TASP_API int tasp_rank_all_to_all(tasp_group g, int rank, int world, const tasp_tensor* sends, const int64_t* recv_sizes,
+                                  int ndim, tasp_tensor like, tasp_tensor* received, double* stats, int64_t stats_len);
+
 // ---- Distributed backward (every transport) ----------------------------------------------------
 // One rank's part of the backward of tasp_rank_forward (see native/src/executor_backward.h): the same
 // program, its return map (lowered from the same plan), the rank's shard q, k, v, its forward out

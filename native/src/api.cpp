@@ -5,6 +5,7 @@
 #include <vector>
 #include <string>
 
+#include "all_to_all.h"
 #include "attention.h"
 #include "executor.h"
 #include "executor_backward.h"
@@ -265,6 +266,30 @@ void write_gradients(tasp::RankGradients& r, tasp_tensor* dq, tasp_tensor* dk, t
   *dv = r.dv.release();
 }
 }  // namespace
+
+int tasp_rank_all_to_all(tasp_group g, int rank, int world, const tasp_tensor* sends, const int64_t* recv_sizes,
+                         int ndim, tasp_tensor like, tasp_tensor* received, double* stats, int64_t stats_len) {
+  return guarded([&] {
+    if (sends == nullptr || recv_sizes == nullptr || received == nullptr || like == nullptr || world < 1 || ndim < 1) {
+      tasp::fail(TASP_ERR_ARGUMENT, "all-to-all: null pointer or empty shape");
+    }
+    tasp::Group& group = group_of(g);
+    if (world != group.world_size()) {
+      tasp::fail(TASP_ERR_ARGUMENT, "all-to-all: " + std::to_string(world) + " pieces for a group of " +
+                                        std::to_string(group.world_size()));
+    }
+    std::vector<AtenTensorHandle> s(static_cast<size_t>(world));
+    std::vector<std::vector<int64_t>> r(static_cast<size_t>(world));
+    for (int p = 0; p < world; ++p) {
+      s[static_cast<size_t>(p)] = handle(sends[p]);
+      const int64_t* shape = recv_sizes + static_cast<size_t>(p) * ndim;
+      if (shape[0] >= 0) r[static_cast<size_t>(p)].assign(shape, shape + ndim);
+    }
+    tasp::AllToAllResult res = tasp::rank_all_to_all(group, rank, s, r, handle(like));
+    write_stats(res.stats, stats, stats_len);
+    for (int p = 0; p < world; ++p) received[p] = res.received[static_cast<size_t>(p)].release();
+  });
+}
 
 int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len, tasp_tensor q,
                            tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,

@@ -243,6 +243,8 @@ const char* run_kind_name(int64_t kind) {
       return "forward";
     case static_cast<int64_t>(RunKind::kBackward):
       return "backward";
+    case static_cast<int64_t>(RunKind::kAllToAll):
+      return "all-to-all";
     default:
       return "unknown";
   }

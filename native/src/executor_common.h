@@ -44,7 +44,7 @@ Program parse(const int64_t* words, int64_t n, int rank, int world);
 
 // What kind of program a run executes. Every rank of a run must run the same kind; a new kind (the
 // distributed backward) adds a value here and its own fields to RunDescriptor if it needs any.
-enum class RunKind : int64_t { kForward = 1, kBackward = 2 };
+enum class RunKind : int64_t { kForward = 1, kBackward = 2, kAllToAll = 3 };
 const char* run_kind_name(int64_t kind);
 
 // What a rank publishes when it joins a run. Every transport compares the descriptors of all ranks

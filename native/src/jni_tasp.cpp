@@ -259,6 +259,45 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankForward(
                      });
 }
 
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankAllToAll(JNIEnv* env, jclass, jlong g, jint rank,
+                                                                                jlongArray sends, jlongArray recv_sizes,
+                                                                                jint ndim, jlong like,
+                                                                                jdoubleArray stats) {
+  if (sends == nullptr || recv_sizes == nullptr || ndim < 1) {
+    throw_illegal_argument(env, "all-to-all: null pieces or shapes");
+    return nullptr;
+  }
+  const jsize world = env->GetArrayLength(sends);
+  if (env->GetArrayLength(recv_sizes) != world * ndim) {
+    throw_illegal_argument(env, "all-to-all: one shape of ndim sizes per rank is needed");
+    return nullptr;
+  }
+  std::vector<jlong> s(static_cast<size_t>(world));
+  env->GetLongArrayRegion(sends, 0, world, s.data());
+  std::vector<int64_t> r(static_cast<size_t>(world) * static_cast<size_t>(ndim));
+  env->GetLongArrayRegion(recv_sizes, 0, world * ndim, reinterpret_cast<jlong*>(r.data()));
+  std::vector<void*> pieces(static_cast<size_t>(world));
+  for (jsize i = 0; i < world; ++i) pieces[static_cast<size_t>(i)] = h(s[static_cast<size_t>(i)]);
+  std::vector<void*> received(static_cast<size_t>(world), nullptr);
+  std::vector<double> st(TASP_STATS_TOTALS, 0.0);
+  int rc = tasp_rank_all_to_all(h(g), rank, world, pieces.data(), r.data(), ndim, h(like), received.data(), st.data(),
+                                static_cast<int64_t>(st.size()));
+  if (rc != TASP_OK) {
+    throw_java(env, rc, "all-to-all");
+    return nullptr;
+  }
+  copy_stats(env, stats, st);
+  jlongArray out = env->ExceptionCheck() ? nullptr : env->NewLongArray(world);
+  if (out == nullptr) {
+    for (void* t : received) tasp_tensor_free(t);
+    return nullptr;
+  }
+  std::vector<jlong> handles(static_cast<size_t>(world));
+  for (jsize i = 0; i < world; ++i) handles[static_cast<size_t>(i)] = j(received[static_cast<size_t>(i)]);
+  env->SetLongArrayRegion(out, 0, world, handles.data());
+  return out;
+}
+
 namespace {
 // A Java string (may be null) as a C string for the call's duration.
 struct Utf {

@@ -157,6 +157,52 @@ public final class NativeGroup implements AutoCloseable {
                 RankStats.of(stats));
     }
 
+    /** What one rank received in an all-to-all (null where nothing came from a rank) and its timings. */
+    public record Exchanged(NDArray[] received, RankStats stats) {}
+
+    /**
+     * Rank {@code rank}'s part of an all-to-all: {@code sends[p]} (null: nothing) goes to rank p, and from
+     * each rank p whose {@code recvShapes[p]} is not null a tensor of that shape comes back, with
+     * {@code like}'s dtype and device, in {@code like}'s manager. Every rank of the group must call this,
+     * each from its own thread; a disagreement on a piece's shape fails every rank at once, naming the pair.
+     */
+    public Exchanged allToAll(int rank, NDArray[] sends, long[][] recvShapes, NDArray like) {
+        int n = worldSize();
+        if (sends.length != n || recvShapes.length != n) {
+            throw new IllegalArgumentException("all-to-all over " + n + " ranks needs one piece and one shape per rank, got "
+                    + sends.length + " and " + recvShapes.length);
+        }
+        int ndim = like.getShape().dimension();
+        long[] pieces = new long[n];
+        long[] sizes = new long[n * ndim];
+        for (int p = 0; p < n; p++) {
+            pieces[p] = sends[p] == null ? 0 : handle(sends[p], "piece for rank " + p);
+            if (recvShapes[p] == null) {
+                sizes[p * ndim] = -1;
+            } else if (recvShapes[p].length != ndim) {
+                throw new IllegalArgumentException("the shape expected from rank " + p + " has " + recvShapes[p].length
+                        + " sizes, the exchange " + ndim);
+            } else {
+                System.arraycopy(recvShapes[p], 0, sizes, p * ndim, ndim);
+            }
+        }
+        double[] stats = new double[TaspLibrary.statsLength(0)];
+        long g = enter();
+        long[] r;
+        try {
+            r = TaspLibrary.rankAllToAll(g, rank, pieces, sizes, ndim, handle(like, "like"), stats);
+        } finally {
+            exit();
+            Reference.reachabilityFence(this);
+        }
+        PtNDManager manager = (PtNDManager) like.getManager();
+        NDArray[] received = new NDArray[n];
+        for (int p = 0; p < n; p++) {
+            received[p] = r[p] == 0 ? null : new PtNDArray(manager, r[p]);
+        }
+        return new Exchanged(received, RankStats.of(stats));
+    }
+
     /** What one rank's backward produced: dq, dk, dv of its shard (input dtype) and timings. */
     public record RankGradients(NDArray dq, NDArray dk, NDArray dv, RankStats stats) {
 

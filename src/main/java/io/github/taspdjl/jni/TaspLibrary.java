@@ -65,6 +65,14 @@ final class TaspLibrary {
             long group, int rank, long[] program, long q, long k, long v, boolean hasScale, double scale,
             double[] stats);
 
+    /**
+     * One rank's part of an all-to-all (in-process transport): sends[p] (0: nothing) goes to rank p;
+     * from each rank p a tensor of recvSizes[p*ndim .. +ndim) comes back (first size -1: nothing), with
+     * like's dtype and device. Returns one handle per rank (0 where nothing came); stats gets the totals.
+     */
+    static native long[] rankAllToAll(long group, int rank, long[] sends, long[] recvSizes, int ndim, long like,
+            double[] stats);
+
     /** Runs one rank's backward (in-process transport); returns {dq, dk, dv}. */
     static native long[] rankBackward(long group, int rank, long[] program, long[] returnMap,
             long dout, long q, long k, long v, long out, long lse, boolean hasScale, double scale, double[] stats);

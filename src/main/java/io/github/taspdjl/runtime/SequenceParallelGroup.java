@@ -63,6 +63,9 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
 
     private final Topology topology;
     private final Strategy strategy;
+    /** HYBRID: the Ulysses degree asked for (0: the cost model's pick) and the inner strategy. */
+    private final int ulyssesDegree;
+    private final Strategy innerStrategy;
     private final long timeoutMs;
     private final NativeGroup nativeGroup;
     private final ExecutorService rankThreads;
@@ -78,25 +81,39 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     private final Set<Thread> ownThreads;
     private volatile boolean closed;
     private volatile String failure;
+    /** Emulated link rates in bytes per second (0: unlimited), for the inner groups of hybrids. */
+    private final double[][] linkRates;
+    /** Hybrids: per Ulysses degree, one inner group per member index (the ranks that share a head subset). */
+    private final Map<Integer, NativeGroup[]> innerGroups = new ConcurrentHashMap<>();
 
     private SequenceParallelGroup(Builder b) {
         this.topology = b.topology != null ? b.topology
                 : Topology.virtualCpu(b.worldSize > 0 ? b.worldSize : TopologyDetector.virtualRanks());
         this.strategy = b.strategy;
+        this.ulyssesDegree = b.ulyssesDegree;
+        this.innerStrategy = b.innerStrategy;
         this.timeoutMs = b.timeoutMs;
         int n = topology.deviceCount();
         this.nativeGroup = new NativeGroup(n, timeoutMs);
+        this.linkRates = new double[n][n];
         if (b.uniformGbps > 0) {
             for (Link l : topology.links()) {
-                nativeGroup.setLinkRate(l.from(), l.to(), b.uniformGbps * 1e9);
+                linkRates[l.from()][l.to()] = b.uniformGbps * 1e9;
             }
         } else if (b.emulateFabric) {
             for (Link l : topology.links()) {
-                nativeGroup.setLinkRate(l.from(), l.to(), l.gbps() * 1e9 * b.fabricScale);
+                linkRates[l.from()][l.to()] = l.gbps() * 1e9 * b.fabricScale;
             }
         }
         for (double[] link : b.links) {
-            nativeGroup.setLinkRate((int) link[0], (int) link[1], link[2] * 1e9);
+            linkRates[(int) link[0]][(int) link[1]] = link[2] * 1e9;
+        }
+        for (int from = 0; from < n; from++) {
+            for (int to = 0; to < n; to++) {
+                if (linkRates[from][to] > 0) {
+                    nativeGroup.setLinkRate(from, to, linkRates[from][to]);
+                }
+            }
         }
         this.lastStats = new NativeGroup.RankStats[n];
         int id = GROUPS.incrementAndGet();
@@ -143,16 +160,26 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     @Override
     public Plan plan(boolean causal) {
         return plans.computeIfAbsent(causal, c -> {
-            Plan p = Planner.plan(topology, strategy, c); // validated by the planner
+            Plan p = strategy == Strategy.HYBRID && ulyssesDegree > 0
+                    ? Planner.hybrid(topology, ulyssesDegree, innerStrategy, c)
+                    : Planner.plan(topology, strategy, c); // validated by the planner
             logger.debug("group plan {} causal={}: {} steps, {} cycles, notes {}", p.strategy(), c,
                     p.steps().size(), p.cycles().size(), p.notes());
             return p;
         });
     }
 
-    /** The native program of each rank for a mask and sequence length. */
+    /**
+     * The native program of each rank for a mask and sequence length; for a head-parallel plan, those of its
+     * inner plan (one per inner rank).
+     */
     long[][] programs(boolean causal, long seqLen) {
-        return programs.computeIfAbsent(causal + "/" + seqLen, key -> RankProgram.lowerAll(plan(causal), seqLen));
+        return programs.computeIfAbsent(causal + "/" + seqLen, key -> RankProgram.lowerAll(lowered(plan(causal)), seqLen));
+    }
+
+    /** The plan that is lowered to programs: the plan itself, or a head-parallel plan's inner plan. */
+    private static Plan lowered(Plan plan) {
+        return plan.headParallel() != null ? plan.headParallel().inner() : plan;
     }
 
     private record PackedPrograms(boolean causal, PackedSequence documents, long[][] programs) {}
@@ -167,7 +194,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         if (last != null && last.causal() == causal && last.documents().equals(documents)) {
             return last.programs();
         }
-        long[][] lowered = RankProgram.lowerAll(plan(causal), seqLen, documents);
+        long[][] lowered = RankProgram.lowerAll(lowered(plan(causal)), seqLen, documents);
         lastPacked.set(new PackedPrograms(causal, documents, lowered));
         return lowered;
     }
@@ -187,6 +214,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     public List<NativeGroup.RankGradients> backwardAll(List<NDArray> douts, List<NDArray> qs, List<NDArray> ks,
             List<NDArray> vs, List<NDArray> outs, List<NDArray> lses, boolean causal, Float scale, long seqLen) {
         int n = worldSize();
+        requireChunkPlan(causal);
         for (List<NDArray> l : List.of(douts, qs, ks, vs, outs, lses)) {
             if (l.size() != n) {
                 throw new IllegalArgumentException("need one array of each kind per rank (" + n + "), got " + l.size());
@@ -260,8 +288,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
             long seqLen, PackedSequence documents) {
         ensureUsable();
         try {
-            NativeGroup.RankOutput out =
-                    nativeGroup.rankForward(rank, programs(causal, seqLen, documents)[rank], q, k, v, scale);
+            NativeGroup.RankOutput out = runRank(rank, q, k, v, causal, scale, seqLen, documents);
             lastStats[rank] = out.stats();
             return out;
         } catch (RuntimeException | Error e) {
@@ -275,6 +302,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     public NativeGroup.RankGradients backwardRank(int rank, NDArray dout, NDArray q, NDArray k, NDArray v,
             NDArray out, NDArray lse, boolean causal, Float scale, long seqLen) {
         ensureUsable();
+        requireChunkPlan(causal);
         try {
             NativeGroup.RankGradients g = nativeGroup.rankBackward(rank, programs(causal, seqLen)[rank],
                     returnMaps(causal, seqLen)[rank], dout, q, k, v, out, lse, scale);
@@ -286,6 +314,54 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
     }
 
+    /** The backward runs token-chunk plans only, so far. */
+    private void requireChunkPlan(boolean causal) {
+        if (plan(causal).headParallel() != null) {
+            throw new IllegalArgumentException("the backward of " + plan(causal).strategy().cliName() + " is not built yet;"
+                    + " train with a strategy that moves token chunks (ring, zigzag, tasp, tasp-causal, direct)");
+        }
+    }
+
+    /** One rank's forward: its program, or for a head-parallel plan the all-to-alls around its attention. */
+    private NativeGroup.RankOutput runRank(int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale,
+            long seqLen, PackedSequence documents) {
+        Plan plan = plan(causal);
+        if (plan.headParallel() == null) {
+            return nativeGroup.rankForward(rank, programs(causal, seqLen, documents)[rank], q, k, v, scale);
+        }
+        HeadParallelForward.Inner inner = null;
+        if (plan.headParallel().inner().worldSize() > 1) {
+            NativeGroup[] groups = innerGroups(plan);
+            inner = new HeadParallelForward.Inner(groups[plan.headParallel().memberOf(rank)],
+                    programs(causal, seqLen, documents)[plan.headParallel().groupOf(rank)]);
+        }
+        return HeadParallelForward.forward(plan, nativeGroup, inner, rank, q, k, v, causal, scale, seqLen, documents);
+    }
+
+    /**
+     * A hybrid's inner groups: for each member index j, a group of the n/u ranks j, u+j, ... (inner rank g is
+     * rank g*u+j), with the emulated rates of the links between them.
+     */
+    private NativeGroup[] innerGroups(Plan plan) {
+        int u = plan.headParallel().degree();
+        return innerGroups.computeIfAbsent(u, key -> {
+            int m = worldSize() / u;
+            NativeGroup[] groups = new NativeGroup[u];
+            for (int j = 0; j < u; j++) {
+                groups[j] = new NativeGroup(m, timeoutMs);
+                for (int a = 0; a < m; a++) {
+                    for (int c = 0; c < m; c++) {
+                        double rate = linkRates[a * u + j][c * u + j];
+                        if (a != c && rate > 0) {
+                            groups[j].setLinkRate(a, c, rate);
+                        }
+                    }
+                }
+            }
+            return groups;
+        });
+    }
+
     /** Fails the group, so that no peer waits for a rank that will not run. */
     @Override
     public void rejectRank(int rank, String why) {
@@ -294,6 +370,11 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
         try {
             nativeGroup.fail("rank " + rank + ": " + why);
+            for (NativeGroup[] groups : innerGroups.values()) {
+                for (NativeGroup g : groups) {
+                    g.fail("rank " + rank + ": " + why);
+                }
+            }
         } catch (IllegalStateException closedMeanwhile) {
             // nothing is waiting on a closed group
         }
@@ -323,10 +404,10 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
                     + ks.size() + ", " + vs.size());
         }
         return collective(() -> {
-            long[][] progs = programs(causal, seqLen, documents);
+            programs(causal, seqLen, documents); // lowered once, before the ranks start
             return rank -> {
-                NativeGroup.RankOutput o =
-                        nativeGroup.rankForward(rank, progs[rank], qs.get(rank), ks.get(rank), vs.get(rank), scale);
+                NativeGroup.RankOutput o = runRank(rank, qs.get(rank), ks.get(rank), vs.get(rank), causal, scale, seqLen,
+                        documents);
                 lastStats[rank] = o.stats();
                 return o;
             };
@@ -511,6 +592,11 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
         closed = true;
         nativeGroup.close();
+        for (NativeGroup[] groups : innerGroups.values()) {
+            for (NativeGroup g : groups) {
+                g.close();
+            }
+        }
         List<Thread> threads = new ArrayList<>(ownThreads);
         rankThreads.shutdownNow();
         try {
@@ -536,6 +622,8 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         private int worldSize; // 0: from TopologyDetector.virtualRanks()
         private Topology topology;
         private Strategy strategy = Strategy.TASP;
+        private int ulyssesDegree;
+        private Strategy innerStrategy = Strategy.TASP;
         private long timeoutMs = 60_000;
         private boolean emulateFabric;
         private double fabricScale = 1.0;
@@ -558,6 +646,21 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
 
         public Builder strategy(Strategy s) {
             this.strategy = s;
+            return this;
+        }
+
+        /**
+         * A {@link Strategy#HYBRID} of this Ulysses degree (ranks per all-to-all group; it must divide the world
+         * size and lie in [2, n)) with {@code inner} over the n/degree ranks of each head subset. Sets the
+         * strategy to HYBRID. Without it, HYBRID takes the degree the cost model predicts fastest.
+         */
+        public Builder hybrid(int degree, Strategy inner) {
+            if (degree < 2) {
+                throw new IllegalArgumentException("a hybrid's Ulysses degree must be at least 2, got " + degree);
+            }
+            this.strategy = Strategy.HYBRID;
+            this.ulyssesDegree = degree;
+            this.innerStrategy = java.util.Objects.requireNonNull(inner, "inner");
             return this;
         }
 

@@ -85,6 +85,13 @@ public class TaspAttentionBlockTest {
         }
     }
 
+    /** DJL's form of a causal mask: (batch, seq, seq), 1 where a query may see a key. */
+    private static NDArray causalMask(NDManager m, long seq, int batch) {
+        NDArray rows = m.arange(0, (int) seq, 1, DataType.INT64).reshape(seq, 1);
+        NDArray cols = m.arange(0, (int) seq, 1, DataType.INT64).reshape(1, seq);
+        return cols.lte(rows).toType(DataType.FLOAT32, false).reshape(1, seq, seq).repeat(0, batch);
+    }
+
     @Test
     public void honoursMasksOfOnesCausalMasksAndOnOneDeviceAnyMask() {
         try (NDManager m = manager.newSubManager()) {
@@ -93,9 +100,7 @@ public class TaspAttentionBlockTest {
                     .setHeadCount(HEADS).optAttentionProbsDropoutProb(0f).build();
             djl.initialize(m, DataType.FLOAT32, new Shape(1, seq, E), new Shape(1, seq, seq));
             NDArray x = m.randomNormal(new Shape(1, seq, E));
-            NDArray rows = m.arange(0, (int) seq, 1, DataType.INT64).reshape(seq, 1);
-            NDArray cols = m.arange(0, (int) seq, 1, DataType.INT64).reshape(1, seq);
-            NDArray causalMask = cols.lte(rows).toType(DataType.FLOAT32, false).reshape(1, seq, seq);
+            NDArray causalMask = causalMask(m, seq, 1);
             NDArray randomMask = m.randomUniform(0, 1, new Shape(1, seq, seq)).gt(0.3f).toType(DataType.FLOAT32, false);
             NDArray ones = m.ones(new Shape(1, seq, seq));
             try (SequenceParallelGroup group = SequenceParallelGroup.builder().worldSize(4).timeout(20_000).build()) {
@@ -111,6 +116,31 @@ public class TaspAttentionBlockTest {
                 IllegalArgumentException e = expectThrows(IllegalArgumentException.class,
                         () -> run(grouped, m, new NDList(x, randomMask)));
                 assertTrue(e.getMessage().contains("causal"), e.getMessage());
+            }
+        }
+    }
+
+    @Test
+    public void ulyssesAndHybridGroupsGiveDjlsOutputsThroughTheBlock() {
+        try (NDManager m = manager.newSubManager()) {
+            long seq = 53;
+            ScaledDotProductAttentionBlock djl = ScaledDotProductAttentionBlock.builder().setEmbeddingSize(E)
+                    .setHeadCount(HEADS).optAttentionProbsDropoutProb(0f).build();
+            djl.initialize(m, DataType.FLOAT32, new Shape(2, seq, E), new Shape(2, seq, seq));
+            NDArray x = m.randomNormal(new Shape(2, seq, E));
+            NDArray causalMask = causalMask(m, seq, 2);
+            List<SequenceParallelGroup.Builder> groups = List.of(
+                    SequenceParallelGroup.builder().worldSize(4).strategy(io.github.taspdjl.plan.Strategy.ULYSSES),
+                    SequenceParallelGroup.builder().worldSize(4).hybrid(2, io.github.taspdjl.plan.Strategy.TASP),
+                    SequenceParallelGroup.builder().worldSize(8).hybrid(4, io.github.taspdjl.plan.Strategy.RING));
+            for (SequenceParallelGroup.Builder b : groups) {
+                try (SequenceParallelGroup group = b.timeout(20_000).build()) {
+                    TaspAttentionBlock grouped = TaspAttentionBlock.from(djl, false, group);
+                    for (NDArray mask : new NDArray[] {m.ones(new Shape(2, seq, seq)), causalMask}) {
+                        assertClose(run(grouped, m, new NDList(x, mask)), run(djl, m, new NDList(x, mask)), 1e-5,
+                                group.plan(true).toString());
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,223 @@
+package io.github.taspdjl.runtime;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.index.NDIndex;
+import io.github.taspdjl.attention.FlashAttention;
+import io.github.taspdjl.jni.NativeGroup;
+import io.github.taspdjl.plan.HeadParallel;
+import io.github.taspdjl.plan.Plan;
+import io.github.taspdjl.plan.SequenceLayout;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One rank's forward of a head-parallel plan ({@link HeadParallel}: Ulysses, hybrids), on an in-process
+ * group. Rank {@code g*u+j}: (1) cuts its shard (B, H, T_j, D) by head into one piece per member of its
+ * group (the member's query heads and the key/value heads they use, stacked along heads) and exchanges the
+ * pieces with {@link NativeGroup#allToAll}; (2) puts the group's tokens together block by block, members
+ * in order, which makes inner rank g's blocks whole (the plan's grouped layout), and splits q, k, v again
+ * (expanding key/value heads where its query heads do not map onto them as plain grouped-query
+ * attention); (3) runs attention: over the whole sequence on this rank for Ulysses, or its inner rank's
+ * program on the inner group of the ranks that share its heads; (4) cuts the output and LSE by member
+ * tokens and exchanges them back, then stacks the heads in member order.
+ */
+final class HeadParallelForward {
+
+    /**
+     * Where the attention of step (3) runs for a rank: for hybrids, the inner group of its head subset and
+     * its inner program; null for Ulysses.
+     */
+    record Inner(NativeGroup group, long[] program) {}
+
+    private HeadParallelForward() {}
+
+    static NativeGroup.RankOutput forward(Plan plan, NativeGroup outer, Inner inner, int rank, NDArray q, NDArray k,
+            NDArray v, boolean causal, Float scale, long seqLen, PackedSequence documents) {
+        HeadParallel hp = plan.headParallel();
+        int heads = (int) q.getShape().get(1);
+        int kvHeads = (int) k.getShape().get(1);
+        hp.requireHeads(heads, kvHeads);
+        int u = hp.degree();
+        int g = hp.groupOf(rank);
+        int j = hp.memberOf(rank);
+        int per = hp.queryHeadsPerMember(heads);
+        int n = plan.worldSize();
+        SequenceLayout layout = plan.layout();
+        long b = q.getShape().get(0);
+        long d = q.getShape().get(3);
+        List<NDArray> temps = new ArrayList<>();
+        long t0 = System.nanoTime();
+        try {
+            // (1) q, k, v by member: its query heads and the key/value heads they use
+            int[] mine = hp.kvHeads(j, heads, kvHeads);
+            int width = per + 2 * (mine[1] - mine[0]);
+            NDArray[] sends = new NDArray[n];
+            long[][] shapes = new long[n][];
+            NDArray own = null;
+            for (int p = 0; p < u; p++) {
+                int[] kv = hp.kvHeads(p, heads, kvHeads);
+                NDArray piece = keep(temps, NDArrays.concat(new NDList(keep(temps, heads(q, p * per, (p + 1) * per)),
+                        keep(temps, heads(k, kv[0], kv[1])), keep(temps, heads(v, kv[0], kv[1]))), 1));
+                int peer = hp.rank(g, p);
+                if (p == j) {
+                    own = piece;
+                } else {
+                    sends[peer] = piece;
+                    shapes[peer] = new long[] {b, width, RankProgram.localTokens(layout, peer, seqLen), d};
+                }
+            }
+            NativeGroup.Exchanged in = outer.allToAll(rank, sends, shapes, q);
+            NDArray[] pieces = new NDArray[u];
+            for (int p = 0; p < u; p++) {
+                pieces[p] = p == j ? own : keep(temps, in.received()[hp.rank(g, p)]);
+            }
+            // (2) the group's tokens, block by block, members in order: inner rank g's blocks whole
+            NDArray all = keep(temps, joinTokens(layout, hp, g, pieces, seqLen, temps));
+            NDArray qi = keep(temps, heads(all, 0, per));
+            NDArray ki = keep(temps, heads(all, per, per + mine[1] - mine[0]));
+            NDArray vi = keep(temps, heads(all, per + mine[1] - mine[0], width));
+            if (!hp.uniform(j, heads, kvHeads)) {
+                ki = keep(temps, expand(hp, j, heads, kvHeads, ki, temps));
+                vi = keep(temps, expand(hp, j, heads, kvHeads, vi, temps));
+            }
+            // (3) attention over the whole sequence of these heads, here or on the inner group
+            NDArray out;
+            NDArray lse;
+            NativeGroup.RankStats innerStats = null;
+            long tAttention = System.nanoTime();
+            if (inner == null) {
+                FlashAttention.Result r = FlashAttention.forward(qi, ki, vi, causal, scale, documents);
+                out = keep(temps, r.output());
+                lse = keep(temps, r.lse());
+            } else {
+                NativeGroup.RankOutput r = inner.group().rankForward(g, inner.program(), qi, ki, vi, scale);
+                out = keep(temps, r.output());
+                lse = keep(temps, r.lse());
+                innerStats = r.stats();
+            }
+            double attentionMs = (System.nanoTime() - tAttention) / 1e6;
+            // (4) output and LSE back to the members their tokens belong to
+            NDArray output = back(hp, layout, rank, out, seqLen, temps, outer, 4);
+            NDArray lseOut = back(hp, layout, rank, lse, seqLen, temps, outer, 3);
+            double totalMs = (System.nanoTime() - t0) / 1e6;
+            NativeGroup.RankStats s = in.stats();
+            double computeMs = innerStats != null ? innerStats.computeMs() : attentionMs;
+            double commMs = s.commMs() + (innerStats != null ? innerStats.commMs() : 0);
+            double waitMs = s.waitMs() + (innerStats != null ? innerStats.waitMs() : 0);
+            long bytes = s.bytesSent() + (innerStats != null ? innerStats.bytesSent() : 0);
+            NativeGroup.RankStats stats = new NativeGroup.RankStats(computeMs, commMs, waitMs, totalMs, bytes,
+                    innerStats != null ? innerStats.bufferBytes() : 0, new double[0], new double[0], new double[0]);
+            return new NativeGroup.RankOutput(output, lseOut, stats);
+        } finally {
+            for (NDArray t : temps) {
+                t.close();
+            }
+        }
+    }
+
+    /** Heads [from, to) of a (B, H, S, ...) tensor. */
+    private static NDArray heads(NDArray a, int from, int to) {
+        return a.get(new NDIndex(":, {}:{}", from, to));
+    }
+
+    private static NDArray keep(List<NDArray> temps, NDArray a) {
+        temps.add(a);
+        return a;
+    }
+
+    /** Token ranges [start, end) within member p's shard of each of its blocks, in shard order. */
+    private static long[][] segments(SequenceLayout layout, int rank, long seqLen) {
+        int[] blocks = layout.blocksOfRank(rank);
+        long[][] out = new long[blocks.length][];
+        long at = 0;
+        for (int s = 0; s < blocks.length; s++) {
+            long[] r = layout.blockRange(blocks[s], seqLen);
+            out[s] = new long[] {at, at + r[1] - r[0]};
+            at += r[1] - r[0];
+        }
+        return out;
+    }
+
+    private static NDArray joinTokens(SequenceLayout layout, HeadParallel hp, int g, NDArray[] pieces, long seqLen,
+            List<NDArray> temps) {
+        NDList parts = new NDList();
+        int slots = layout.blocksPerRank();
+        for (int s = 0; s < slots; s++) {
+            for (int p = 0; p < pieces.length; p++) {
+                long[] seg = segments(layout, hp.rank(g, p), seqLen)[s];
+                parts.add(keep(temps, pieces[p].get(new NDIndex(":, :, {}:{}", seg[0], seg[1]))));
+            }
+        }
+        return parts.size() == 1 ? parts.get(0).duplicate() : NDArrays.concat(parts, 2);
+    }
+
+    /** Key/value heads expanded to one per query head of member j (local query head i uses its own copy). */
+    private static NDArray expand(HeadParallel hp, int j, int heads, int kvHeads, NDArray kv, List<NDArray> temps) {
+        int per = hp.queryHeadsPerMember(heads);
+        int lo = hp.kvHeads(j, heads, kvHeads)[0];
+        int group = heads / kvHeads;
+        NDList copies = new NDList();
+        for (int i = 0; i < per; i++) {
+            int local = (j * per + i) / group - lo;
+            copies.add(keep(temps, heads(kv, local, local + 1)));
+        }
+        return NDArrays.concat(copies, 1);
+    }
+
+    /**
+     * The reverse all-to-all: member p gets its tokens (its segments of every block) of this rank's heads;
+     * this rank gets its tokens of every member's heads and stacks them in member order.
+     */
+    private static NDArray back(HeadParallel hp, SequenceLayout layout, int rank, NDArray result, long seqLen,
+            List<NDArray> temps, NativeGroup outer, int ndim) {
+        int u = hp.degree();
+        int g = hp.groupOf(rank);
+        int j = hp.memberOf(rank);
+        int n = layout.worldSize();
+        long[] shape = result.getShape().getShape();
+        int slots = layout.blocksPerRank();
+        // offset of (slot s, member p) in the joined tokens: slot-major, members in order
+        long[][] start = new long[slots][u];
+        long at = 0;
+        for (int s = 0; s < slots; s++) {
+            for (int p = 0; p < u; p++) {
+                long[] seg = segments(layout, hp.rank(g, p), seqLen)[s];
+                start[s][p] = at;
+                at += seg[1] - seg[0];
+            }
+        }
+        NDArray[] sends = new NDArray[n];
+        long[][] shapes = new long[n][];
+        NDArray own = null;
+        long myTokens = RankProgram.localTokens(layout, rank, seqLen);
+        for (int p = 0; p < u; p++) {
+            NDList parts = new NDList();
+            long[][] segs = segments(layout, hp.rank(g, p), seqLen);
+            for (int s = 0; s < slots; s++) {
+                long from = start[s][p];
+                parts.add(keep(temps, result.get(new NDIndex(":, :, {}:{}", from, from + segs[s][1] - segs[s][0]))));
+            }
+            NDArray piece = keep(temps, parts.size() == 1 ? parts.get(0).duplicate() : NDArrays.concat(parts, 2));
+            int peer = hp.rank(g, p);
+            if (p == j) {
+                own = piece;
+            } else {
+                sends[peer] = piece;
+                long[] expected = shape.clone();
+                expected[2] = myTokens;
+                shapes[peer] = expected;
+            }
+        }
+        NativeGroup.Exchanged got = outer.allToAll(rank, sends, shapes, result);
+        NDList stack = new NDList();
+        for (int p = 0; p < u; p++) {
+            stack.add(p == j ? own : keep(temps, got.received()[hp.rank(g, p)]));
+        }
+        if (shape.length != ndim) {
+            throw new IllegalStateException("expected a " + ndim + "-d result, got " + result.getShape());
+        }
+        return NDArrays.concat(stack, 1);
+    }
+}
