@@ -149,6 +149,8 @@ TASP_API int tasp_nccl_comm_abort(tasp_nccl_comm comm);
 TASP_API int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len, tasp_tensor q,
                                     tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                                     tasp_tensor* lse, double* stats, int64_t stats_len);
+// As tasp_tcp_all_reduce, over NCCL (ncclAllReduce, sum): contiguous float32 on the communicator's GPU.
+TASP_API int tasp_nccl_all_reduce(tasp_nccl_comm comm, const tasp_tensor* tensors, int64_t n);
 // As tasp_rank_backward, over NCCL.
 TASP_API int tasp_nccl_rank_backward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len,
                                      const int64_t* return_map, int64_t return_map_len, tasp_tensor dout,
@@ -177,6 +179,10 @@ TASP_API int tasp_tcp_rank_forward(tasp_tcp_mesh mesh, const int64_t* program, i
                                    tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                                    tasp_tensor* lse, double* stats, int64_t stats_len);
 
+// Sums each of n tensors over the mesh's ranks, in place, in fp32 (parameter gradients of training
+// across processes): every rank passes the same number of tensors with the same element counts,
+// contiguous float32 on the CPU; every rank gets the same values.
+TASP_API int tasp_tcp_all_reduce(tasp_tcp_mesh mesh, const tasp_tensor* tensors, int64_t n);
 // As tasp_rank_backward, over the mesh.
 TASP_API int tasp_tcp_rank_backward(tasp_tcp_mesh mesh, const int64_t* program, int64_t program_len,
                                     const int64_t* return_map, int64_t return_map_len, tasp_tensor dout, tasp_tensor q,

@@ -108,6 +108,9 @@ typedef int ncclDataType_t;  // ncclInt8 = 0 ... ncclUint8 = 1; we send raw byte
 #define TASP_NCCL_SUCCESS 0
 #define TASP_NCCL_IN_PROGRESS 7
 #define TASP_NCCL_UINT8 1
+#define TASP_NCCL_FLOAT32 7  // ncclFloat32 (ncclFloat)
+typedef int ncclRedOp_t;     // ncclSum = 0
+#define TASP_NCCL_SUM 0
 #define TASP_NCCL_UNIQUE_ID_BYTES 128
 typedef struct {
   char internal[TASP_NCCL_UNIQUE_ID_BYTES];
@@ -150,6 +153,8 @@ typedef ncclResult_t (*nccl_recv_fn)(void* recvbuff, size_t count, ncclDataType_
                                      ncclComm_t comm, tasp_cuda_stream stream);
 typedef ncclResult_t (*nccl_all_gather_fn)(const void* sendbuff, void* recvbuff, size_t sendcount,
                                            ncclDataType_t datatype, ncclComm_t comm, tasp_cuda_stream stream);
+typedef ncclResult_t (*nccl_all_reduce_fn)(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype,
+                                           ncclRedOp_t op, ncclComm_t comm, tasp_cuda_stream stream);
 
 // ---- CUDA driver API (cuda.h; the driver's ABI is stable, versioned names where cuda.h maps one) --
 // Our own names for cuda.h's types: the enums are plain ints here, the handles the same opaque

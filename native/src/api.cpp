@@ -418,6 +418,29 @@ int tasp_tcp_rank_backward(tasp_tcp_mesh m, const int64_t* program, int64_t prog
   });
 }
 
+namespace {
+std::vector<AtenTensorHandle> tensor_list(const tasp_tensor* tensors, int64_t n) {
+  if (n < 0 || (n > 0 && tensors == nullptr)) tasp::fail(TASP_ERR_ARGUMENT, "all-reduce: no tensors");
+  std::vector<AtenTensorHandle> out;
+  for (int64_t i = 0; i < n; ++i) {
+    if (tensors[i] == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "all-reduce: null tensor " + std::to_string(i));
+    out.push_back(handle(tensors[i]));
+  }
+  return out;
+}
+}  // namespace
+
+int tasp_tcp_all_reduce(tasp_tcp_mesh m, const tasp_tensor* tensors, int64_t n) {
+  return guarded([&] { tasp::tcp_all_reduce(mesh_of(m), tensor_list(tensors, n)); });
+}
+
+int tasp_nccl_all_reduce(tasp_nccl_comm comm, const tasp_tensor* tensors, int64_t n) {
+  return guarded([&] {
+    if (comm == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "nccl: null communicator");
+    tasp::nccl_all_reduce(*static_cast<tasp::NcclComm*>(comm), tensor_list(tensors, n));
+  });
+}
+
 int tasp_tensor_free(tasp_tensor t) {
   return guarded([&] {
     if (t != nullptr) tasp::check_torch(tasp::torch().delete_tensor(handle(t)), "aoti_torch_delete_tensor_object");

@@ -405,6 +405,18 @@ jlongArray run_backward_program(JNIEnv* env, jlongArray program, jlongArray retu
 
 extern "C" {
 
+JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_allReduce(JNIEnv* env, jclass, jboolean nccl,
+                                                                     jlong target, jlongArray tensors) {
+  jsize n = env->GetArrayLength(tensors);
+  std::vector<jlong> raw(static_cast<size_t>(n));
+  env->GetLongArrayRegion(tensors, 0, n, raw.data());
+  std::vector<void*> handles;
+  for (jlong t : raw) handles.push_back(h(t));
+  int rc = nccl ? tasp_nccl_all_reduce(h(target), handles.data(), static_cast<int64_t>(n))
+                : tasp_tcp_all_reduce(h(target), handles.data(), static_cast<int64_t>(n));
+  if (rc != TASP_OK) throw_java(env, rc, nccl ? "nccl all-reduce" : "tcp all-reduce");
+}
+
 JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankBackward(
     JNIEnv* env, jclass, jlong g, jint rank, jlongArray program, jlongArray return_map, jlong dout, jlong q, jlong k,
     jlong v, jlong out, jlong lse, jboolean has_scale, jdouble scale, jdoubleArray stats) {

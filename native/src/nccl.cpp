@@ -46,6 +46,7 @@ const NcclApi& nccl(const char* path) {
   resolve(lib, api.send, "ncclSend", p);
   resolve(lib, api.recv, "ncclRecv", p);
   resolve(lib, api.all_gather, "ncclAllGather", p);
+  resolve(lib, api.all_reduce, "ncclAllReduce", p);
   g_api = api;
   g_loaded = true;
   return g_api;

@@ -23,6 +23,7 @@ struct NcclApi {
   nccl_send_fn send = nullptr;
   nccl_recv_fn recv = nullptr;
   nccl_all_gather_fn all_gather = nullptr;
+  nccl_all_reduce_fn all_reduce = nullptr;
   std::string path;
 };
 

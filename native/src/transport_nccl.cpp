@@ -457,6 +457,48 @@ RankGradients nccl_rank_backward(NcclComm& c, const int64_t* program, int64_t pr
   return run_backward(transport, program, program_len, return_map, return_map_len, dout, q, k, v, out, lse, scale);
 }
 
+void nccl_all_reduce(NcclComm& c, const std::vector<AtenTensorHandle>& tensors) {
+  Busy busy(c);
+  cuda_set_device(c.device);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    TensorInfo ti = info(tensors[i]);
+    if (ti.dtype != torch().dtype_float32() || ti.device_type != torch().device_type_cuda() ||
+        ti.device_index != c.device || ti.strides != contiguous_strides(ti.sizes)) {
+      fail(TASP_ERR_ARGUMENT, who(c) + ": all-reduce tensor " + std::to_string(i) + " must be contiguous float32 on cuda:" +
+                                  std::to_string(c.device) + ", got " + dtype_name(ti.dtype) + " " +
+                                  shape_string(ti.sizes) + " on " + device_name(ti.device_type, ti.device_index));
+    }
+  }
+  tasp_cu_stream compute = torch_current_stream(c.device);
+  tasp_cu_stream stream = nullptr;
+  check_cu(cuda_driver().stream_create(&stream, TASP_CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  try {
+    CudaEvent inputs;  // the gradients were written on the compute stream
+    inputs.order(compute, stream);
+    {
+      NcclGroupCall group(c);
+      for (AtenTensorHandle t : tensors) {
+        TensorInfo ti = info(t);
+        size_t n = 1;
+        for (int64_t z : ti.sizes) n *= static_cast<size_t>(z);
+        if (n == 0) continue;
+        void* p = data_of(t);
+        ncclResult_t r = c.api->all_reduce(p, p, n, TASP_NCCL_FLOAT32, TASP_NCCL_SUM, c.comm, stream);
+        if (r != TASP_NCCL_SUCCESS && r != TASP_NCCL_IN_PROGRESS) check_nccl(*c.api, r, "ncclAllReduce");
+      }
+      group.end("posting the all-reduce");
+    }
+    CudaEvent done;
+    check_cu(cuda_driver().event_record(done.get(), stream), "cuEventRecord");
+    wait_events(c, {done.get()}, "waiting for the all-reduce");
+  } catch (...) {
+    abort_comm(c);  // a peer may be blocked in the collective: only an abort releases it
+    cuda_driver().stream_destroy(stream);
+    throw;
+  }
+  cuda_driver().stream_destroy(stream);
+}
+
 void nccl_reject(NcclComm& c, const std::string& why) {
   Busy busy(c);
   NcclTransport transport(c);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "executor.h"
 #include "executor_backward.h"
@@ -36,6 +37,10 @@ RankGradients nccl_rank_backward(NcclComm& comm, const int64_t* program, int64_t
                                  const int64_t* return_map, int64_t return_map_len, AtenTensorHandle dout,
                                  AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, AtenTensorHandle out,
                                  AtenTensorHandle lse, const double* scale);
+// Sums each tensor over the ranks, in place (ncclAllReduce, fp32): every rank passes the same number
+// of tensors with the same element counts, contiguous float32 on the communicator's GPU. Returns
+// when the sums are complete (polled against the communicator's timeout).
+void nccl_all_reduce(NcclComm& comm, const std::vector<AtenTensorHandle>& tensors);
 // This rank cannot run the collective the others are starting (bad input found before the native
 // call): takes part in the agreement exchange with `why`, so every rank fails at once, naming it.
 void nccl_reject(NcclComm& comm, const std::string& why);

@@ -29,6 +29,8 @@ RankGradients nccl_rank_backward(NcclComm&, const int64_t*, int64_t, const int64
   no_cuda();
 }
 
+void nccl_all_reduce(NcclComm&, const std::vector<AtenTensorHandle>&) { no_cuda(); }
+
 void nccl_reject(NcclComm&, const std::string&) { no_cuda(); }
 
 }  // namespace tasp

@@ -28,6 +28,8 @@ namespace {
 
 constexpr int64_t kHelloMagic = 0x7A5B7C01;
 constexpr int64_t kData = 0x7A5B0D01, kFailMsg = 0x7A5B0D02, kBye = 0x7A5B0D03, kDesc = 0x7A5B0D04;
+constexpr int64_t kReduce = 0x7A5B0D05;           // one rank's values of one all-reduce
+constexpr int64_t kMaxReduceValues = int64_t{1} << 30;  // 4 GiB of fp32 per all-reduce
 constexpr int64_t kHeaderWords = 7;  // kind, run, step, dst_buffer, dst_start, count, payload bytes
 constexpr int64_t kMaxFailText = 4096;
 
@@ -160,7 +162,7 @@ class TcpMesh {
  public:
   TcpMesh(int world, int rank, const std::string& bind_host, int64_t timeout_ms)
       : world_(world), rank_(rank), timeout_(timeout_ms), peers_(static_cast<size_t>(std::max(world, 1))),
-        descs_(static_cast<size_t>(std::max(world, 1))) {
+        descs_(static_cast<size_t>(std::max(world, 1))), reduce_in_(static_cast<size_t>(std::max(world, 1))) {
     if (world < 1 || rank < 0 || rank >= world) {
       fail(TASP_ERR_ARGUMENT, "tcp transport: rank " + std::to_string(rank) + " outside a world of " + std::to_string(world));
     }
@@ -417,6 +419,80 @@ class TcpMesh {
     }
   }
 
+  // Sums `count` floats over the ranks, in place. Each rank sends its values to every peer (one
+  // REDUCE message each) and sums all ranks' values in rank order, in double, so every rank gets the
+  // same bits. Not during a run; every wait has the mesh's deadline.
+  void all_reduce(float* values, int64_t count) {
+    if (count < 0 || count > kMaxReduceValues) {
+      fail(TASP_ERR_ARGUMENT, "tcp transport: all-reduce of " + std::to_string(count) + " values (at most " +
+                                  std::to_string(kMaxReduceValues) + ")");
+    }
+    int64_t seq;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      check_locked();
+      if (!connected_) fail(TASP_ERR_STATE, "tcp transport: not connected");
+      if (phase_ != Phase::kIdle) fail(TASP_ERR_STATE, "tcp transport: an all-reduce cannot run inside a forward");
+      seq = ++reduce_seq_;
+    }
+    const int64_t bytes = count * static_cast<int64_t>(sizeof(float));
+    for (int p = 0; p < world_; ++p) {
+      if (p == rank_) continue;
+      Peer& peer = peers_[static_cast<size_t>(p)];
+      int64_t header[kHeaderWords] = {kReduce, seq, 0, 0, 0, count, bytes};
+      const Deadline deadline = Clock::now() + timeout_;
+      Io io;
+      {
+        std::lock_guard<std::timed_mutex> lock(peer.send_mutex);
+        io = write_exact(peer.fd, header, sizeof header, deadline);
+        if (io == Io::kOk && bytes > 0) io = write_exact(peer.fd, values, static_cast<size_t>(bytes), deadline);
+      }
+      if (io != Io::kOk) {
+        fail_mesh(io == Io::kTimeout ? "rank " + std::to_string(p) + " took no all-reduce values from rank " +
+                                           std::to_string(rank_) + " for " + std::to_string(timeout_.count()) + " ms"
+                                     : lost_text(p, "while rank " + std::to_string(rank_) + " was sending to it"));
+        check();
+      }
+    }
+    std::vector<std::vector<float>> theirs(static_cast<size_t>(world_));
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      auto missing = [&] {
+        std::vector<int> who;
+        for (int p = 0; p < world_; ++p) {
+          if (p != rank_ && reduce_in_[static_cast<size_t>(p)].count(seq) == 0) who.push_back(p);
+        }
+        return who;
+      };
+      wait_for(lock, [&] { return missing().empty(); },
+               [&] { return "rank " + std::to_string(rank_) + " waited for the all-reduce values of rank(s) " +
+                            rank_list(missing()); });
+      for (int p = 0; p < world_; ++p) {
+        if (p == rank_) continue;
+        auto& pending = reduce_in_[static_cast<size_t>(p)];
+        theirs[static_cast<size_t>(p)] = std::move(pending[seq]);
+        pending.erase(seq);
+      }
+    }
+    for (int p = 0; p < world_; ++p) {
+      if (p != rank_ && static_cast<int64_t>(theirs[static_cast<size_t>(p)].size()) != count) {
+        std::string why = "tcp transport: rank " + std::to_string(p) + " all-reduces " +
+                          std::to_string(theirs[static_cast<size_t>(p)].size()) + " values, rank " +
+                          std::to_string(rank_) + " " + std::to_string(count) +
+                          " (every rank must pass the same parameters)";
+        fail_mesh(why);
+        check();
+      }
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      double sum = 0;
+      for (int p = 0; p < world_; ++p) {
+        sum += p == rank_ ? values[i] : theirs[static_cast<size_t>(p)][static_cast<size_t>(i)];
+      }
+      values[i] = static_cast<float>(sum);
+    }
+  }
+
   void close_all() noexcept {
     if (connected_) tell_peers(kBye, "");
     {
@@ -545,6 +621,10 @@ class TcpMesh {
           if (!receive_descriptor(p, h)) return;
           continue;
         }
+        if (h[0] == kReduce) {
+          if (!receive_reduce(p, h)) return;
+          continue;
+        }
         if (h[0] != kData) {
           fail_mesh("tcp transport: rank " + std::to_string(p) + " sent a message of unknown kind");
           return;
@@ -596,6 +676,39 @@ class TcpMesh {
       fail_mesh(bad);
       return false;
     }
+    return true;
+  }
+
+  // A REDUCE message from p: its values for all-reduce h[1], read into a buffer of their own (sized
+  // by the header, at most kMaxReduceValues) and kept until all_reduce takes them. A peer is at most
+  // one all-reduce ahead (it cannot finish one without this rank's values).
+  bool receive_reduce(int p, const int64_t* h) {
+    const int64_t seq = h[1], count = h[5];
+    if (count < 0 || count > kMaxReduceValues || h[6] != count * static_cast<int64_t>(sizeof(float))) {
+      fail_mesh("tcp transport: rank " + std::to_string(p) + " sent a malformed all-reduce message");
+      return false;
+    }
+    std::string bad;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (seq < reduce_seq_ || seq > reduce_seq_ + 1 || reduce_in_[static_cast<size_t>(p)].count(seq) != 0) {
+        bad = "tcp transport: rank " + std::to_string(p) + " sent values of all-reduce " + std::to_string(seq) +
+              " while rank " + std::to_string(rank_) + " is at all-reduce " + std::to_string(reduce_seq_);
+      }
+    }
+    if (!bad.empty()) {
+      fail_mesh(bad);
+      return false;
+    }
+    std::vector<float> values(static_cast<size_t>(count));
+    if (count > 0 && read_exact(peers_[static_cast<size_t>(p)].fd, values.data(), values.size() * sizeof(float),
+                                Clock::now() + timeout_) != Io::kOk) {
+      lost(p, "in the middle of all-reduce values");
+      return false;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    reduce_in_[static_cast<size_t>(p)][seq] = std::move(values);
+    cv_.notify_all();
     return true;
   }
 
@@ -682,6 +795,8 @@ class TcpMesh {
   Phase phase_ = Phase::kIdle;
   std::shared_ptr<const RankBuffers> own_;
   std::vector<std::map<int64_t, std::vector<int64_t>>> descs_;  // per peer: run -> its descriptor, not yet used
+  int64_t reduce_seq_ = 0;                                       // all-reduces this rank started
+  std::vector<std::map<int64_t, std::vector<float>>> reduce_in_;  // per peer: all-reduce -> its values
   std::vector<std::vector<Expected>> expected_;
   std::vector<size_t> cursor_;
   std::vector<int64_t> arrived_;
@@ -854,6 +969,33 @@ void tcp_mesh_connect(TcpMesh& mesh, const std::vector<std::string>& hosts, cons
 }
 
 void tcp_mesh_fail(TcpMesh& mesh, const std::string& message) { mesh.fail_mesh(message); }
+
+void tcp_all_reduce(TcpMesh& mesh, const std::vector<AtenTensorHandle>& tensors) {
+  std::vector<float> flat;
+  std::vector<std::pair<float*, size_t>> where;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    TensorInfo ti = info(tensors[i]);
+    if (ti.dtype != torch().dtype_float32() || ti.device_type != torch().device_type_cpu() ||
+        ti.strides != contiguous_strides(ti.sizes)) {
+      fail(TASP_ERR_ARGUMENT, "tcp transport: all-reduce tensor " + std::to_string(i) +
+                                  " must be contiguous float32 on the CPU, got " + dtype_name(ti.dtype) + " " +
+                                  shape_string(ti.sizes) + " on " + device_name(ti.device_type, ti.device_index));
+    }
+    size_t n = 1;
+    for (int64_t z : ti.sizes) n *= static_cast<size_t>(z);
+    void* p = nullptr;
+    check_torch(torch_fn<aoti_get_data_ptr_fn>("aoti_torch_get_data_ptr", false)(tensors[i], &p),
+                "aoti_torch_get_data_ptr");
+    where.emplace_back(static_cast<float*>(p), n);
+    flat.insert(flat.end(), static_cast<float*>(p), static_cast<float*>(p) + n);
+  }
+  mesh.all_reduce(flat.data(), static_cast<int64_t>(flat.size()));
+  size_t at = 0;
+  for (auto& [p, n] : where) {
+    std::copy(flat.begin() + static_cast<std::ptrdiff_t>(at), flat.begin() + static_cast<std::ptrdiff_t>(at + n), p);
+    at += n;
+  }
+}
 
 void tcp_mesh_destroy(TcpMesh* mesh) { delete mesh; }
 

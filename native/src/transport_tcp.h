@@ -33,6 +33,10 @@ int tcp_mesh_world(const TcpMesh& mesh);
 // the ranks that did not connect in time.
 void tcp_mesh_connect(TcpMesh& mesh, const std::vector<std::string>& hosts, const std::vector<int>& ports,
                       uint64_t token);
+// Sums each tensor over the ranks, in place, in fp32 (summed in double, in rank order, so every rank
+// gets the same values): every rank passes the same number of tensors with the same element counts,
+// contiguous float32 on the CPU. Not during a forward or backward.
+void tcp_all_reduce(TcpMesh& mesh, const std::vector<AtenTensorHandle>& tensors);
 // Fails the mesh (first failure wins) and tells the peers.
 void tcp_mesh_fail(TcpMesh& mesh, const std::string& message);
 // Says goodbye to the peers, stops the reader threads and closes every socket.

@@ -3,6 +3,8 @@ package io.github.taspdjl.attention;
 import ai.djl.ndarray.NDArray;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
+import io.github.taspdjl.jni.NativeGroup;
+import io.github.taspdjl.runtime.RankContext;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
 import java.util.ArrayList;
 import java.util.List;
@@ -73,9 +75,41 @@ public final class SegmentedTape implements AutoCloseable {
         return out;
     }
 
+    /**
+     * This rank's part of attention inside a {@link RankContext} (its shard; the group's other ranks,
+     * threads or processes, run theirs), cut out of the autograd graph and recorded: the backward
+     * runs this rank's part of the distributed backward, so every rank must run its backward too, in
+     * the same order. Returns O (B, H, local tokens, D), a leaf that requires gradients.
+     */
+    NDArray attention(RankContext c, NDArray q, NDArray k, NDArray v, boolean causal) {
+        NDArray qd = q.stopGradient();
+        NDArray kd = k.stopGradient();
+        NDArray vd = v.stopGradient();
+        TaspAttention.RankResult r = TaspAttention.forward(c.group(), c.rank(), qd, kd, vd, causal, null, c.seqLen());
+        NDArray out = r.output();
+        out.setRequiresGradient(true);
+        NDArray lse = r.lse();
+        cuts.add(() -> {
+            NDArray dout = out.getGradient();
+            NativeGroup.RankGradients g =
+                    TaspAttention.backward(c.group(), c.rank(), dout, qd, kd, vd, out, lse, causal, null, c.seqLen());
+            NDArray seed = q.mul(g.dq()).sum().add(k.mul(g.dk()).sum()).add(v.mul(g.dv()).sum());
+            JniUtils.backward((PtNDArray) seed, (PtNDArray) seed.onesLike(), true, false);
+        });
+        return out;
+    }
+
     /** The segmented backward of {@code loss} (a scalar): see the class comment. */
     public void backward(NDArray loss) {
-        JniUtils.backward((PtNDArray) loss, (PtNDArray) loss.onesLike(), true, false);
+        backward(loss, 1f);
+    }
+
+    /**
+     * The segmented backward of {@code weight * loss}: the weight scales the seed, so every gradient
+     * downstream, the attention cuts' output gradients included, is that of the weighted loss.
+     */
+    public void backward(NDArray loss, float weight) {
+        JniUtils.backward((PtNDArray) loss, (PtNDArray) loss.onesLike().mul(weight), true, false);
         for (int i = cuts.size() - 1; i >= 0; i--) {
             cuts.get(i).backward();
         }

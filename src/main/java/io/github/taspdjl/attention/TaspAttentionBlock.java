@@ -64,8 +64,11 @@ import org.slf4j.LoggerFactory;
  * packed sequence it uses DJL's own math instead (debug log), as DJL's block does. With {@link
  * Builder#optGroup}: the attention is cut out of the autograd graph and recorded on the thread's
  * {@link SegmentedTape}, whose backward runs the distributed backward; train with {@code
- * io.github.taspdjl.training.TaspTrainer}, which opens the tape. Training inside a {@link
- * RankContext} (one rank's shard per thread or process) is not supported.
+ * io.github.taspdjl.training.TaspTrainer}, which opens the tape. Inside a {@link RankContext} of a
+ * group with one rank per process ({@code ProcessGroup}, {@code NcclGroup}) each process trains on its
+ * own shard: attention is cut the same way and runs this rank's part of the distributed backward;
+ * {@code TaspTrainer} weights each rank's loss by its share of the tokens and sums the parameter
+ * gradients over the processes.
  */
 public final class TaspAttentionBlock extends AbstractBlock {
 
@@ -312,8 +315,22 @@ public final class TaspAttentionBlock extends AbstractBlock {
             MaskKind kind, NDArray mask, PackedSequence documents, long b, long t, long f, long h,
             boolean inRankContext, PairList<String, Object> params) {
         if (inRankContext) {
-            throw new UnsupportedOperationException("TaspAttentionBlock cannot train inside a RankContext (one rank's "
-                    + "shard per thread or process); build the blocks with optGroup(group) and train with TaspTrainer");
+            // One rank's shard per process (ProcessGroup, NcclGroup): this rank's part, cut and recorded.
+            requireSelfAttention(f, t);
+            if (kind == MaskKind.OTHER || documents != null || !(dropoutRate == 0f)) {
+                throw new UnsupportedOperationException("TaspAttentionBlock trains inside a RankContext only without "
+                        + "attention dropout (rate " + dropoutRate + "), general masks and packed sequences");
+            }
+            RankContext c = RankContext.current().orElseThrow();
+            if (c.causal() != isCausal) {
+                throw new IllegalStateException("this rank's tokens were sharded for " + (c.causal() ? "causal" : "full")
+                        + "-mask plans, but this attention block runs " + (isCausal ? "causal" : "full-mask")
+                        + " attention; shard with causal=" + isCausal);
+            }
+            SegmentedTape tape = SegmentedTape.active().orElseThrow(() -> new IllegalStateException(
+                    "TaspAttentionBlock trains inside a RankContext only under a segmented tape: use "
+                            + "io.github.taspdjl.training.TaspTrainer (EasyTrain works unchanged with it)"));
+            return tape.attention(c, q, k, v, isCausal);
         }
         if (group != null) {
             requireSelfAttention(f, t);

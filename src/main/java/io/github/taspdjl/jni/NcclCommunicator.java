@@ -129,6 +129,24 @@ public final class NcclCommunicator implements AutoCloseable {
     }
 
     /**
+     * Sums each array over the ranks, in place ({@code ncclAllReduce}; fp32, contiguous, on this
+     * rank's GPU); every rank passes the same number of arrays with the same element counts.
+     */
+    public void allReduceSum(java.util.List<NDArray> arrays) {
+        long[] handles = new long[arrays.size()];
+        for (int i = 0; i < handles.length; i++) {
+            handles[i] = ptHandle(arrays.get(i));
+        }
+        long h = enter();
+        try {
+            TaspLibrary.allReduce(true, h, handles);
+        } finally {
+            exit();
+            Reference.reachabilityFence(this);
+        }
+    }
+
+    /**
      * This rank will not run the forward its peers are starting (its input was rejected before the
      * native call): tells them through the agreement exchange, so every rank fails at once.
      */

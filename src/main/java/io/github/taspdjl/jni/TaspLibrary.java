@@ -77,6 +77,9 @@ final class TaspLibrary {
     static native long[] rankBackward(long group, int rank, long[] program, long[] returnMap,
             long dout, long q, long k, long v, long out, long lse, boolean hasScale, double scale, double[] stats);
 
+    /** Sums the tensors over the ranks of a TCP mesh or ({@code nccl}) an NCCL communicator, in place. */
+    static native void allReduce(boolean nccl, long meshOrComm, long[] tensors);
+
     /** As {@link #rankBackward}, over a TCP mesh. */
     static native long[] tcpRankBackward(long mesh, long[] program, long[] returnMap,
             long dout, long q, long k, long v, long out, long lse, boolean hasScale, double scale, double[] stats);

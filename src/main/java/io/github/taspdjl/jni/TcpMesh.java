@@ -91,6 +91,18 @@ public final class TcpMesh implements AutoCloseable {
         return NativeGroup.RankGradients.wrap(q, r, stats);
     }
 
+    /**
+     * Sums each array over the ranks, in place (fp32, contiguous, on the CPU); every rank passes the
+     * same number of arrays with the same element counts and gets the same values.
+     */
+    public void allReduceSum(List<NDArray> arrays) {
+        long[] handles = new long[arrays.size()];
+        for (int i = 0; i < handles.length; i++) {
+            handles[i] = NativeOps.handle(arrays.get(i), "array " + i);
+        }
+        TaspLibrary.allReduce(false, handle(), handles);
+    }
+
     /** Fails the mesh on every rank with {@code message} (for failures outside the transport). */
     public void fail(String message) {
         TaspLibrary.tcpMeshFail(handle(), message);

@@ -107,6 +107,12 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
         return comm.rankBackward(program, returnMap, dout, q, k, v, out, lse, scale);
     }
 
+    /** Sums each array (fp32, on this rank's GPU) over the ranks, in place ({@code ncclAllReduce}). */
+    @Override
+    public void allReduceSum(java.util.List<NDArray> arrays) {
+        comm.allReduceSum(arrays);
+    }
+
     /** Takes part in the peers' agreement exchange with the reason, so every rank fails at once. */
     @Override
     public void rejectRank(int rank, String why) {

@@ -153,6 +153,16 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
         return mesh.rankBackward(program, returnMap, dout, q, k, v, out, lse, scale);
     }
 
+    /** Sums each array over the processes, in place (TCP: CPU arrays; NCCL: arrays on this rank's GPU). */
+    @Override
+    public void allReduceSum(List<NDArray> arrays) {
+        if (nccl != null) {
+            nccl.allReduceSum(arrays);
+        } else {
+            mesh.allReduceSum(arrays);
+        }
+    }
+
     /** This rank will not run the collective its peers are starting: they fail at once, told why. */
     @Override
     public void rejectRank(int rank, String why) {

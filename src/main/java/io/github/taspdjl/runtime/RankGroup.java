@@ -42,6 +42,18 @@ public interface RankGroup {
             NDArray lse, boolean causal, Float scale, long seqLen);
 
     /**
+     * Sums each array over the group's processes, in place, in fp32 (parameter gradients of training
+     * across processes, see {@code TaspTrainer}); every rank calls it with the same number of arrays of
+     * the same sizes. Only groups with one rank per process support it.
+     *
+     * @throws UnsupportedOperationException for groups whose ranks share a process
+     */
+    default void allReduceSum(java.util.List<NDArray> arrays) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " runs several ranks in one process; "
+                + "an all-reduce of gradients needs one rank per process (ProcessGroup, NcclGroup)");
+    }
+
+    /**
      * Rank {@code rank} will not take part in the collective its peers are starting (its input was
      * rejected before {@link #forwardRank}): tells the peers, so that every rank fails at once
      * instead of waiting for it until the timeout.

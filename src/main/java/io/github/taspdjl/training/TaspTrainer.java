@@ -9,16 +9,35 @@ import ai.djl.training.TrainingConfig;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.util.Pair;
 import io.github.taspdjl.attention.SegmentedTape;
+import io.github.taspdjl.runtime.LocalGpuGroup;
+import io.github.taspdjl.runtime.RankContext;
+import io.github.taspdjl.runtime.RankGroup;
+import io.github.taspdjl.runtime.RankProgram;
+import io.github.taspdjl.runtime.SequenceParallelGroup;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
 import java.util.function.Predicate;
 
 /**
  * A DJL {@link Trainer} for models whose {@code TaspAttentionBlock}s run inside a sequence-parallel
- * group ({@code optGroup}): DJL's unchanged {@code EasyTrain.fit} / {@code EasyTrain.trainBatch},
- * any {@code Optimizer} and {@code Loss}. Its gradient collector records the step's attention cuts on
- * a {@link SegmentedTape} and runs the segmented backward, whose attention gradients come from the
- * exact distributed backward. The model runs on the whole sequence on the calling thread (only
- * attention is spread over the group's ranks), so parameters are shared by the ranks and their
- * gradients are the sum over ranks, and the loss is normalized over the whole sequence's tokens.
+ * group: DJL's unchanged {@code EasyTrain.fit} / {@code EasyTrain.trainBatch}, any {@code Optimizer}
+ * and {@code Loss}. Its gradient collector records the step's attention cuts on a {@link
+ * SegmentedTape} and runs the segmented backward, whose attention gradients come from the exact
+ * distributed backward. Two ways to run:
+ * <ul>
+ *   <li>Blocks built with {@code optGroup} (an in-process group): the model runs on the whole
+ *       sequence on the calling thread (only attention is spread over the group's ranks), so
+ *       parameters are shared by the ranks and their gradients are the sum over ranks, and the loss
+ *       is normalized over the whole sequence's tokens.
+ *   <li>One rank per process ({@code ProcessGroup} over TCP or NCCL, {@code NcclGroup}): each process
+ *       runs the model on its own shard inside {@code RankContext.run(group, rank, seqLen, causal,
+ *       ...)} (around {@code EasyTrain.trainBatch} and {@link #step}). The loss must be a mean over the
+ *       rank's tokens (DJL's losses are means); the backward weights it by the rank's share of the
+ *       sequence's tokens, so the sum over ranks is the loss normalized over the whole sequence, and
+ *       {@link #step} first sums the parameter gradients over the processes (an fp32 all-reduce over
+ *       the group's transport), so every process applies the same update.
+ * </ul>
  * Models without such blocks train as with a plain Trainer.
  *
  * <p>{@code Model.newTrainer} always builds a plain Trainer; use {@link #of} instead.
@@ -26,6 +45,8 @@ import java.util.function.Predicate;
 public class TaspTrainer extends Trainer {
 
     private final Model model;
+    /** The group whose processes' gradients the next step sums (set by a backward in a RankContext). */
+    private volatile RankGroup pendingSum;
 
     /** Prefer {@link #of}, which also applies the config's initializers as {@code Model.newTrainer} does. */
     public TaspTrainer(Model model, TrainingConfig config) {
@@ -45,7 +66,52 @@ public class TaspTrainer extends Trainer {
 
     @Override
     public GradientCollector newGradientCollector() {
-        return new SegmentedCollector(model);
+        return new SegmentedCollector(this);
+    }
+
+    /**
+     * Sums the parameter gradients over the processes of the group the step's backward ran in (if
+     * it ran inside a {@code RankContext} of a group with one rank per process), then updates.
+     */
+    @Override
+    public void step() {
+        RankGroup group = pendingSum;
+        pendingSum = null;
+        if (group != null) {
+            sumGradients(group);
+        }
+        super.step();
+    }
+
+    private void sumGradients(RankGroup group) {
+        List<NDArray> grads = new ArrayList<>();
+        try {
+            for (Pair<String, Parameter> p : model.getBlock().getParameters()) {
+                NDArray array = p.getValue().getArray();
+                if (array.hasGradient()) {
+                    grads.add(array.getGradient());
+                }
+            }
+            group.allReduceSum(grads);
+        } finally {
+            grads.forEach(NDArray::close); // views of the gradients; the gradients stay
+        }
+    }
+
+    /** The weight of this rank's loss in a RankContext: its tokens over the sequence's (1 outside). */
+    private float lossWeight() {
+        Optional<RankContext> c = RankContext.current();
+        if (c.isEmpty() || c.get().group().worldSize() == 1) {
+            return 1f;
+        }
+        RankContext rc = c.get();
+        if (rc.group() instanceof SequenceParallelGroup || rc.group() instanceof LocalGpuGroup) {
+            throw new UnsupportedOperationException("TaspTrainer trains inside a RankContext only with one rank per "
+                    + "process (ProcessGroup, NcclGroup); for ranks of one process build the blocks with optGroup");
+        }
+        pendingSum = rc.group();
+        long local = RankProgram.localTokens(rc.group().plan(rc.causal()).layout(), rc.rank(), rc.seqLen());
+        return (float) ((double) local / rc.seqLen());
     }
 
     /**
@@ -56,14 +122,17 @@ public class TaspTrainer extends Trainer {
         private final GradientCollector djl;
         private final SegmentedTape tape;
 
-        SegmentedCollector(Model model) {
-            this.djl = model.getNDManager().getEngine().newGradientCollector();
+        private final TaspTrainer trainer;
+
+        SegmentedCollector(TaspTrainer trainer) {
+            this.trainer = trainer;
+            this.djl = trainer.model.getNDManager().getEngine().newGradientCollector();
             this.tape = SegmentedTape.open();
         }
 
         @Override
         public void backward(NDArray target) {
-            tape.backward(target);
+            tape.backward(target, trainer.lossWeight());
         }
 
         @Override

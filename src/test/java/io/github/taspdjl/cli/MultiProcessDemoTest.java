@@ -4,6 +4,7 @@ import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertNotEquals;
 import static org.testng.Assert.assertTrue;
 
+import io.github.taspdjl.RankJvms;
 import io.github.taspdjl.runtime.LaunchEnvironment;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -31,17 +32,11 @@ public class MultiProcessDemoTest {
         "2"};
     private static final Pattern MAX_ERROR = Pattern.compile("max error = ([0-9.eE+-]+)");
 
-    private final List<Process> started = new ArrayList<>();
+    private final RankJvms jvms = new RankJvms();
 
     @AfterMethod(alwaysRun = true)
     public void killEverything() throws InterruptedException {
-        for (Process p : started) {
-            p.destroyForcibly();
-        }
-        for (Process p : started) {
-            p.waitFor(30, TimeUnit.SECONDS);
-        }
-        started.clear();
+        jvms.killAll();
     }
 
     @Test
@@ -118,33 +113,12 @@ public class MultiProcessDemoTest {
     }
 
     private Rank start(int rank, int world, int port, Map<String, String> extraEnv) throws IOException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.add("-Xmx512m");
-        cmd.add("-XX:+UseSerialGC");
-        cmd.add("-XX:TieredStopAtLevel=1");
-        cmd.add("-Dai.djl.offline=true");
-        cmd.add("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn");
-        for (String p : new String[] {"tasp.cache.dir", "tasp.native.library"}) {
-            if (System.getProperty(p) != null) {
-                cmd.add("-D" + p + "=" + System.getProperty(p));
-            }
-        }
-        cmd.add("-cp");
-        cmd.add(System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")));
-        cmd.add(TaspCli.class.getName());
-        cmd.addAll(List.of(DEMO));
-        ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.environment().keySet().removeIf(k -> k.startsWith("SLURM_") || k.startsWith("OMPI_")
-                || k.startsWith("TORCHELASTIC_") || k.equals("TASP_MASTER_PORT") || k.equals("RANK")
-                || k.equals("WORLD_SIZE"));
-        pb.environment().putAll(LaunchEnvironment.torchrunVariables(rank, world, rank, world, "127.0.0.1", port));
-        pb.environment().putAll(extraEnv);
+        Map<String, String> env = new java.util.HashMap<>(
+                LaunchEnvironment.torchrunVariables(rank, world, rank, world, "127.0.0.1", port));
+        env.putAll(extraEnv);
         Path log = Files.createTempFile("tasp-rank" + rank + "-", ".log");
         log.toFile().deleteOnExit();
-        pb.redirectErrorStream(true).redirectOutput(log.toFile());
-        Process p = pb.start();
-        started.add(p);
+        Process p = jvms.start(TaspCli.class.getName(), List.of(DEMO), env, log);
         return new Rank(rank, p, log);
     }
 

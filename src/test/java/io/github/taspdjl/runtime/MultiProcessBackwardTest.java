@@ -3,13 +3,8 @@ package io.github.taspdjl.runtime;
 import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertTrue;
 
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
+import io.github.taspdjl.RankJvms;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.testng.annotations.AfterMethod;
@@ -26,17 +21,11 @@ public class MultiProcessBackwardTest {
     private static final Pattern ERROR = Pattern.compile(
             "\\[rank (\\d)\\] (\\S+) causal=(true|false) over tcp: relative error = ([0-9.eE+-]+)");
 
-    private final List<Process> started = new ArrayList<>();
+    private final RankJvms jvms = new RankJvms();
 
     @AfterMethod(alwaysRun = true)
     public void killEverything() throws InterruptedException {
-        for (Process p : started) {
-            p.destroyForcibly();
-        }
-        for (Process p : started) {
-            p.waitFor(30, TimeUnit.SECONDS);
-        }
-        started.clear();
+        jvms.killAll();
     }
 
     @Test
@@ -44,20 +33,10 @@ public class MultiProcessBackwardTest {
         int world = 4;
         int ringPort = ProcessGroupTest.freePort();
         int taspPort = ProcessGroupTest.freePort();
-        List<Process> ranks = new ArrayList<>();
-        List<Path> logs = new ArrayList<>();
+        List<String> outputs = jvms.runAll(TcpBackwardRank.class.getName(), world, r -> List.of(String.valueOf(world),
+                String.valueOf(r), String.valueOf(ringPort), String.valueOf(taspPort)), 300);
         for (int r = 0; r < world; r++) {
-            Path log = Files.createTempFile("tasp-bwd-rank" + r + "-", ".log");
-            log.toFile().deleteOnExit();
-            logs.add(log);
-            ranks.add(start(world, r, ringPort, taspPort, log));
-        }
-        for (int r = 0; r < world; r++) {
-            Process p = ranks.get(r);
-            boolean ended = p.waitFor(300, TimeUnit.SECONDS);
-            String out = Files.readString(logs.get(r), StandardCharsets.UTF_8);
-            assertTrue(ended, "rank " + r + " still running: " + out);
-            assertEquals(p.exitValue(), 0, out);
+            String out = outputs.get(r);
             Matcher m = ERROR.matcher(out);
             int cases = 0;
             while (m.find()) {
@@ -69,32 +48,5 @@ public class MultiProcessBackwardTest {
             }
             assertEquals(cases, 4, "rank " + r + " should report ring and tasp, causal and not: " + out);
         }
-    }
-
-    private Process start(int world, int rank, int ringPort, int taspPort, Path log) throws IOException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.add("-Xmx512m");
-        cmd.add("-XX:+UseSerialGC");
-        cmd.add("-XX:TieredStopAtLevel=1");
-        cmd.add("-Dai.djl.offline=true");
-        cmd.add("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn");
-        for (String p : new String[] {"tasp.cache.dir", "tasp.native.library"}) {
-            if (System.getProperty(p) != null) {
-                cmd.add("-D" + p + "=" + System.getProperty(p));
-            }
-        }
-        cmd.add("-cp");
-        cmd.add(System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")));
-        cmd.add(TcpBackwardRank.class.getName());
-        cmd.addAll(List.of(String.valueOf(world), String.valueOf(rank), String.valueOf(ringPort),
-                String.valueOf(taspPort)));
-        ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.environment().keySet().removeIf(k -> k.startsWith("SLURM_") || k.startsWith("OMPI_")
-                || k.startsWith("TORCHELASTIC_") || k.equals("RANK") || k.equals("WORLD_SIZE"));
-        pb.redirectErrorStream(true).redirectOutput(log.toFile());
-        Process p = pb.start();
-        started.add(p);
-        return p;
     }
 }

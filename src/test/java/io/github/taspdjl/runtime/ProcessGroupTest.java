@@ -96,6 +96,37 @@ public class ProcessGroupTest {
     }
 
     @Test
+    public void allReduceSumsOverTcpAndRefusesRanksThatDisagree() throws Exception {
+        int world = 3;
+        int port = freePort();
+        List<float[]> sums = onRanks(world, rank -> {
+            try (ProcessGroup g = join(world, rank, port, Strategy.TASP, "", 20_000, Duration.ofSeconds(20));
+                    NDManager m = manager.newSubManager()) {
+                NDArray a = m.create(new float[] {rank, 10f * rank, 0.5f}, new Shape(3));
+                NDArray b = m.create(new float[][] {{1f + rank, 2f}, {3f, -rank}});
+                g.allReduceSum(List.of(a, b));
+                float[] first = concat(a.toFloatArray(), b.toFloatArray());
+                // a rank that passes other sizes: every rank fails, naming the sizes
+                NDArray c = m.create(new float[rank == 1 ? 2 : 3]);
+                TaspNativeException e = org.testng.Assert.expectThrows(TaspNativeException.class,
+                        () -> g.allReduceSum(List.of(c)));
+                assertTrue(e.getMessage().contains("all-reduces"), e.getMessage());
+                return first;
+            }
+        });
+        float[] expected = {0 + 1 + 2, 0 + 10 + 20, 1.5f, 1 + 2 + 3, 6, 9, -3};
+        for (float[] s : sums) {
+            org.testng.Assert.assertEquals(s, expected, 0f);
+        }
+    }
+
+    private static float[] concat(float[] a, float[] b) {
+        float[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    @Test
     public void packedDocumentsStayApartOverTcp() throws Exception {
         PackedSequence docs = PackedSequence.ofLengths(61, 7, 133);
         long seq = docs.length();

@@ -6,13 +6,13 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import io.github.taspdjl.RankJvms;
 import io.github.taspdjl.attention.ReferenceAttention;
 import io.github.taspdjl.attention.TaspAttention;
 import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.plan.SequenceLayout;
 import io.github.taspdjl.plan.Strategy;
 import java.time.Duration;
-import java.util.Random;
 
 /**
  * One rank of {@link MultiProcessBackwardTest}, run as its own JVM: joins a {@link ProcessGroup}
@@ -34,10 +34,10 @@ public final class TcpBackwardRank {
         int rank = Integer.parseInt(args[1]);
         Strategy[] strategies = {Strategy.RING, Strategy.TASP};
         try (NDManager m = NDManager.newBaseManager("PyTorch")) {
-            NDArray q = data(m, 1, new Shape(2, 4, SEQ, 8));
-            NDArray k = data(m, 2, new Shape(2, 2, SEQ, 8));
-            NDArray v = data(m, 3, new Shape(2, 2, SEQ, 8));
-            NDArray dout = data(m, 4, new Shape(2, 4, SEQ, 8));
+            NDArray q = RankJvms.gaussian(m, 1, new Shape(2, 4, SEQ, 8));
+            NDArray k = RankJvms.gaussian(m, 2, new Shape(2, 2, SEQ, 8));
+            NDArray v = RankJvms.gaussian(m, 3, new Shape(2, 2, SEQ, 8));
+            NDArray dout = RankJvms.gaussian(m, 4, new Shape(2, 4, SEQ, 8));
             for (int i = 0; i < strategies.length; i++) {
                 LaunchEnvironment env = new LaunchEnvironment("torchrun", rank, world, rank, world, "127.0.0.1",
                         Integer.parseInt(args[2 + i]));
@@ -53,16 +53,6 @@ public final class TcpBackwardRank {
         }
         System.out.flush();
         System.exit(0);
-    }
-
-    /** The same values in every process: from a seeded java.util.Random, not the engine's generator. */
-    private static NDArray data(NDManager m, long seed, Shape shape) {
-        Random r = new Random(seed);
-        float[] x = new float[(int) shape.size()];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) r.nextGaussian();
-        }
-        return m.create(x, shape);
     }
 
     private static double relativeError(ProcessGroup g, int rank, NDArray q, NDArray k, NDArray v, NDArray dout,

@@ -30,7 +30,7 @@ import org.testng.annotations.Test;
  */
 public class TaspTrainerTest {
 
-    private static final int E = 32;
+    static final int E = 32;
     private static final int HEADS = 4;
     private static final long SEQ = 131; // odd: blocks of unequal length
 
@@ -64,7 +64,7 @@ public class TaspTrainerTest {
         }
     }
 
-    private static SequentialBlock model(SequenceParallelGroup group) {
+    static SequentialBlock model(SequenceParallelGroup group) {
         SequentialBlock block = new SequentialBlock();
         for (int i = 0; i < 2; i++) {
             block.add(TaspTransformerLayer.builder().setEmbeddingSize(E).setHeadCount(HEADS).optCausal(true)
@@ -74,7 +74,7 @@ public class TaspTrainerTest {
         return block;
     }
 
-    private static DefaultTrainingConfig config() {
+    static DefaultTrainingConfig config() {
         return new DefaultTrainingConfig(Loss.l2Loss())
                 // SGD: parameter differences then mirror gradient differences (Adam's first steps are
                 // lr * sign(g), which flips on the key bias, whose exact gradient is zero)
@@ -82,7 +82,7 @@ public class TaspTrainerTest {
     }
 
     /** One EasyTrain step; returns the loss before it (the loss the step differentiates). */
-    private static double trainStep(Trainer trainer, NDArray x, NDArray y) {
+    static double trainStep(Trainer trainer, NDArray x, NDArray y) {
         double loss = trainer.getLoss().evaluate(new NDList(y), trainer.evaluate(new NDList(x))).getFloat();
         NDManager bm = x.getManager().newSubManager();
         try (Batch batch = new Batch(bm, new NDList(x.duplicate()), new NDList(y.duplicate()), 1, null, null, 0, 1)) {
@@ -92,7 +92,7 @@ public class TaspTrainerTest {
         return loss;
     }
 
-    private static void copyParameters(Model from, Model to) {
+    static void copyParameters(Model from, Model to) {
         ai.djl.nn.ParameterList a = from.getBlock().getParameters();
         ai.djl.nn.ParameterList b = to.getBlock().getParameters();
         for (int i = 0; i < a.size(); i++) {
@@ -100,7 +100,7 @@ public class TaspTrainerTest {
         }
     }
 
-    private static double maxParameterDifference(Model a, Model b) {
+    static double maxParameterDifference(Model a, Model b) {
         ai.djl.nn.ParameterList pa = a.getBlock().getParameters();
         ai.djl.nn.ParameterList pb = b.getBlock().getParameters();
         double worst = 0;
