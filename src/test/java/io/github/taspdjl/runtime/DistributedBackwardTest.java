@@ -12,7 +12,10 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.github.taspdjl.attention.ReferenceAttention;
 import io.github.taspdjl.attention.TaspAttention;
+import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.jni.TaspNativeException;
+import io.github.taspdjl.plan.Plan;
+import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.topology.Topology;
 import java.util.ArrayList;
@@ -100,6 +103,89 @@ public class DistributedBackwardTest {
                     () -> TaspAttention.backward(group, q, q, q, q, fwd.output(), fwd.lse(), false, null));
             assertEquals(e.code(), TaspNativeException.GROUP, e.getMessage());
             assertTrue(System.nanoTime() - t0 < 15_000_000_000L, "took " + (System.nanoTime() - t0) / 1e9 + " s");
+        }
+    }
+
+    /**
+     * The key/value gradients travel back as transfers of the run: a rank whose return map sends
+     * them elsewhere than its peer expects fails every rank before any byte moves (the agreement
+     * covers the returns), and a return map that does not fit its own buffers is refused by name.
+     */
+    @Test
+    public void returnTransfersAreAgreedAndBoundsChecked() throws Exception {
+        int n = 3;
+        long seq = 61;
+        Plan plan = Planner.plan(Topology.virtualCpu(n), Strategy.TASP, false);
+        long[][] programs = RankProgram.lowerAll(plan, seq);
+        long[][] maps = RankProgram.returnMapsAll(plan, seq);
+        try (NDManager m = manager.newSubManager()) {
+            NDArray q = m.randomNormal(new Shape(1, 2, seq, 8));
+            List<NDArray> shards = Sharding.shardAll(q, plan.layout());
+            for (String tamper : new String[] {"destination", "capacity"}) {
+                long[][] bad = maps.clone();
+                bad[1] = maps[1].clone();
+                if (tamper.equals("destination")) {
+                    bad[1][firstReturnSend(bad[1]) + 3] += 1; // dst_start of rank 1's first return
+                } else {
+                    bad[1][3] = 0; // its return-receive capacity: nothing fits
+                }
+                try (NativeGroup g = new NativeGroup(n, 5_000)) {
+                    List<NativeGroup.RankOutput> outs = onThreads(n, r -> g.rankForward(r, programs[r], shards.get(r),
+                            shards.get(r), shards.get(r), null));
+                    List<Throwable> errors = new ArrayList<>();
+                    onThreads(n, r -> {
+                        try {
+                            return g.rankBackward(r, programs[r], bad[r], shards.get(r), shards.get(r), shards.get(r),
+                                    shards.get(r), outs.get(r).output(), outs.get(r).lse(), null);
+                        } catch (RuntimeException e) {
+                            synchronized (errors) {
+                                errors.add(e);
+                            }
+                            return null;
+                        }
+                    });
+                    assertEquals(errors.size(), n, tamper + ": every rank must fail");
+                    String expected = tamper.equals("destination") ? "ranks disagree" : "does not fit";
+                    assertTrue(errors.stream().anyMatch(e -> String.valueOf(e.getMessage()).contains(expected)),
+                            tamper + ": " + errors);
+                }
+            }
+        }
+    }
+
+    /** Index of the first return send entry (owner, src, count, dst) in a return map. */
+    private static int firstReturnSend(long[] map) {
+        int i = 4;
+        for (long b = 0; b <= map[2]; b++) {
+            long sends = map[i];
+            long recvs = map[i + 1];
+            if (sends > 0) {
+                return i + 2;
+            }
+            i += 2 + 4 * (int) (sends + recvs);
+        }
+        throw new IllegalStateException("no return sends");
+    }
+
+    private interface RankCall<T> {
+        T run(int rank) throws Exception;
+    }
+
+    private static <T> List<T> onThreads(int n, RankCall<T> call) throws Exception {
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(n);
+        try {
+            List<java.util.concurrent.Future<T>> futures = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                final int rank = r;
+                futures.add(pool.submit(() -> call.run(rank)));
+            }
+            List<T> out = new ArrayList<>();
+            for (java.util.concurrent.Future<T> f : futures) {
+                out.add(f.get(30, java.util.concurrent.TimeUnit.SECONDS));
+            }
+            return out;
+        } finally {
+            pool.shutdownNow();
         }
     }
 
