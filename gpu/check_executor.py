@@ -74,6 +74,7 @@ def declare(tasp):
     backward = [p64, i64, p64, i64, vp, vp, vp, vp, vp, vp, i, d, pvp, pvp, pvp, pd, i64]
     tasp._sig("tasp_rank_backward", i, [vp, i] + backward)
     tasp._sig("tasp_nccl_rank_backward", i, [vp] + backward)
+    tasp._sig("tasp_nccl_all_reduce", i, [vp, pvp, i64])
 
 
 # ---- programs -------------------------------------------------------------------------------
@@ -622,6 +623,8 @@ def run_nccl(ca, tasp, rep, plan, data, card):
                 f"{st['total_ms']:.2f} ms, sent {st['bytes_sent']} B")
             rep.timings.append({"kind": "nccl", "name": f"nccl {tag}", "card": card, "call_ms": call_ms, "stats": st})
             run_nccl_backward(ca, tasp, rep, plan, data, dtype_name, comm, handles, got[0], got[1], shape)
+            if dtype_name == "fp32":
+                run_nccl_all_reduce(ca, tasp, rep, comm)
         except Exception as e:
             rep.add(family, tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
             traceback.print_exc()
@@ -667,6 +670,36 @@ def run_nccl_backward(ca, tasp, rep, plan, data, dtype_name, comm, qkv_handles, 
                       shape)
     except Exception as e:
         rep.add("nccl", tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
+        traceback.print_exc()
+    finally:
+        for h in handles:
+            try:
+                tasp.free(h)
+            except Exception:
+                traceback.print_exc()
+
+
+def run_nccl_all_reduce(ca, tasp, rep, comm):
+    """tasp_nccl_all_reduce (ncclAllReduce, sum, fp32, in place) on a world of 1: the values stay."""
+    lib = tasp.lib
+    handles = []
+    try:
+        g = torch.Generator(device=DEVICE).manual_seed(7002)
+        tensors = [torch.randn(1000, device=DEVICE, generator=g), torch.randn(3, 5, device=DEVICE, generator=g)]
+        expected = [t.clone() for t in tensors]
+        handles = tasp.bridge.to_handles(tensors)
+        arr = (ctypes.c_void_p * len(handles))(*handles)
+        torch.cuda.synchronize()
+        rc = lib.tasp_nccl_all_reduce(comm, arr, len(handles))
+        err = tasp.last_error() if rc != ca.TASP_OK else ""
+        torch.cuda.synchronize()
+        if rc != ca.TASP_OK:
+            raise ca.TaspError("tasp_nccl_all_reduce", rc, err)
+        worst = max((t - e).abs().max().item() for t, e in zip(tensors, expected))
+        rep.add("nccl", "all-reduce world 1", "pass" if worst == 0 else "fail", worst, 0.0,
+                "sum over one rank leaves the values (in place, two tensors)")
+    except Exception as e:
+        rep.add("nccl", "all-reduce world 1", "error", note=f"{type(e).__name__}: {str(e)[:300]}")
         traceback.print_exc()
     finally:
         for h in handles:
