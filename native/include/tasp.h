@@ -121,8 +121,8 @@ TASP_API int tasp_rank_all_to_all(tasp_group g, int rank, int world, const tasp_
 // program, its return map (lowered from the same plan), the rank's shard q, k, v, its forward out
 // and lse, and dout. Returns dq (q's shape), dk, dv (k's shape), exact, accumulated in fp32; the
 // key/value gradients of received keys travel back to their owners through the transport, in fp32.
-// stats as for tasp_rank_forward (the backward has one step more than the program; stats_len from
-// the program keeps the first ones).
+// stats as for tasp_rank_forward, for one step more than the program (the backward's last step
+// sends the last returns): TASP_STATS_LENGTH(steps + 1) numbers.
 TASP_API int tasp_rank_backward(tasp_group g, int rank, const int64_t* program, int64_t program_len,
                                 const int64_t* return_map, int64_t return_map_len, tasp_tensor dout, tasp_tensor q,
                                 tasp_tensor k, tasp_tensor v, tasp_tensor out, tasp_tensor lse, int has_scale,

@@ -389,7 +389,7 @@ jlongArray run_backward_program(JNIEnv* env, jlongArray program, jlongArray retu
   jsize m = env->GetArrayLength(return_map);
   std::vector<int64_t> map(static_cast<size_t>(m));
   env->GetLongArrayRegion(return_map, 0, m, reinterpret_cast<jlong*>(map.data()));
-  std::vector<double> st(stats_length(words), 0.0);
+  std::vector<double> st(stats_length(words) + TASP_STATS_PER_STEP, 0.0);  // the backward's extra step
   void* dq = nullptr;
   void* dk = nullptr;
   void* dv = nullptr;

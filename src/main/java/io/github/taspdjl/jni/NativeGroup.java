@@ -98,6 +98,12 @@ public final class NativeGroup implements AutoCloseable {
             long steps = program.length > 4 ? Math.max(0, Math.min(program[4], program.length)) : 0;
             return new double[TaspLibrary.statsLength(steps)];
         }
+
+        /** A stats array for the backward of that program: one step more (the last returns). */
+        static double[] backwardBuffer(long[] program) {
+            long steps = program.length > 4 ? Math.max(0, Math.min(program[4], program.length)) : 0;
+            return new double[TaspLibrary.statsLength(steps + 1)];
+        }
     }
 
     public int worldSize() {
@@ -222,7 +228,7 @@ public final class NativeGroup implements AutoCloseable {
      */
     public RankGradients rankBackward(int rank, long[] program, long[] returnMap, NDArray dout,
             NDArray q, NDArray k, NDArray v, NDArray out, NDArray lse, Float scale) {
-        double[] stats = RankStats.buffer(program);
+        double[] stats = RankStats.backwardBuffer(program);
         long g = enter();
         long[] r;
         try {

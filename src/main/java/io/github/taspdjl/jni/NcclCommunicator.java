@@ -115,7 +115,7 @@ public final class NcclCommunicator implements AutoCloseable {
      */
     public NativeGroup.RankGradients rankBackward(long[] program, long[] returnMap, NDArray dout, NDArray q,
             NDArray k, NDArray v, NDArray out, NDArray lse, Float scale) {
-        double[] stats = NativeGroup.RankStats.buffer(program);
+        double[] stats = NativeGroup.RankStats.backwardBuffer(program);
         long h = enter();
         long[] r;
         try {

@@ -83,7 +83,7 @@ public final class TcpMesh implements AutoCloseable {
      */
     public NativeGroup.RankGradients rankBackward(long[] program, long[] returnMap, NDArray dout, NDArray q,
             NDArray k, NDArray v, NDArray out, NDArray lse, Float scale) {
-        double[] stats = NativeGroup.RankStats.buffer(program);
+        double[] stats = NativeGroup.RankStats.backwardBuffer(program);
         long[] r = TaspLibrary.tcpRankBackward(handle(), program, returnMap, NativeOps.handle(dout, "dout"),
                 NativeOps.handle(q, "q"), NativeOps.handle(k, "k"), NativeOps.handle(v, "v"),
                 NativeOps.handle(out, "out"), NativeOps.handle(lse, "lse"), scale != null, scale == null ? 0 : scale,
