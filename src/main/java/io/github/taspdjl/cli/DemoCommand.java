@@ -21,9 +21,6 @@ import io.github.taspdjl.runtime.SequenceParallelGroup;
 import io.github.taspdjl.runtime.Sharding;
 import io.github.taspdjl.topology.Topology;
 import io.github.taspdjl.topology.TopologyDetector;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
@@ -117,7 +114,7 @@ public final class DemoCommand implements Callable<Integer> {
 
             step(3, String.format(Locale.ROOT, "%d-layer transformer (E=%d, %d heads) over %d tokens on one device",
                     layers, embedding, heads, seq));
-            long rss0 = peakRssBytes();
+            long rss0 = ProcessMemory.peakBytes();
             long t0 = System.nanoTime();
             NDArray single = model.forward(ps, new NDList(x), false).singletonOrThrow();
             single.toFloatArray(); // wait for the result
@@ -166,7 +163,7 @@ public final class DemoCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "memory per attention call: DJL's ScaledDotProductAttentionBlock would "
                     + "materialize %s of scores and probabilities; TASP's executor holds %s per rank%n",
                     human(djlBytes), human(perRank));
-            long rss = peakRssBytes();
+            long rss = ProcessMemory.peakBytes();
             if (rss > 0) {
                 System.out.printf(Locale.ROOT, "process peak resident memory: %s (before the runs: %s)%n", human(rss),
                         human(rss0));
@@ -256,20 +253,6 @@ public final class DemoCommand implements Callable<Integer> {
             double w = stats.stream().filter(s -> s != null).mapToDouble(s -> s.stepWaitMs()[step]).average().orElse(0);
             System.out.printf(Locale.ROOT, "  %-6d %10.2f %10.2f %10.2f%n", t, c, m, w);
         }
-    }
-
-    /** The process's peak resident set (VmHWM), or -1 where /proc is not there. */
-    static long peakRssBytes() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmHWM:")) {
-                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            return -1;
-        }
-        return -1;
     }
 
     static String human(long bytes) {

@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
         subcommands = {
             VersionCommand.class,
             DemoCommand.class,
+            TrainCommand.class,
             AttentionCommand.class,
             TopologyCommand.class,
             PlanCommand.class,

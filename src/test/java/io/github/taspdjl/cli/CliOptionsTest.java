@@ -9,7 +9,7 @@ import java.io.StringWriter;
 import org.testng.annotations.Test;
 import picocli.CommandLine;
 
-/** Every command answers --help; bad demo options are one line naming the option, exit code 2. */
+/** Every command answers --help; bad demo and train options are one line naming the option, exit code 2. */
 public class CliOptionsTest {
 
     private record Run(int exit, String out, String err) {}
@@ -57,12 +57,26 @@ public class CliOptionsTest {
 
     @Test
     public void badDemoOptionsNameTheOption() {
-        String[][] cases = {
+        assertEachFailsNamingItsOption("demo", new String[][] {
             {"--layers", "0"}, {"--layers", "-1"}, {"--embedding", "0"}, {"--embedding", "30"}, {"--heads", "0"},
             {"--seq", "0"}, {"--ranks", "0"}, {"--strategy", "nonsense"},
-        };
+        });
+    }
+
+    @Test
+    public void badTrainOptionsNameTheOption() throws Exception {
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("tasp-train", ".txt");
+        assertEachFailsNamingItsOption("train", new String[][] {
+            {"--steps", "0"}, {"--ranks", "0"}, {"--seq", "8"}, {"--layers", "0"}, {"--batch", "0"}, {"--heads", "0"},
+            {"--embedding", "30"}, {"--vocab", "10"}, {"--lr", "0"}, {"--lr", "NaN"}, {"--optimizer", "lbfgs"},
+            {"--strategy", "nonsense"}, {"--save", file.toString()},
+        });
+    }
+
+    /** Each option alone: exit code 2 and one line on stderr that names it, no stack trace. */
+    private static void assertEachFailsNamingItsOption(String command, String[][] cases) {
         for (String[] c : cases) {
-            Run r = run("demo", c[0], c[1]);
+            Run r = run(command, c[0], c[1]);
             assertEquals(r.exit(), 2, String.join(" ", c) + ": " + r.err());
             String option = c[0].equals("--strategy") ? "strategy" : c[0];
             assertTrue(r.err().contains(option), String.join(" ", c) + ": " + r.err());
