@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <sstream>
 
 #include "merge.h"
@@ -83,6 +84,15 @@ Tensor expand_heads(AtenTensorHandle kv, const TensorInfo& ki, int64_t group) {
   return out;
 }
 
+aoti_add_tensor_fn add_fn(bool cuda) {
+  if (cuda) {
+    static const auto cuda_add = torch_fn<aoti_add_tensor_fn>("aoti_torch_cuda_add_Tensor", true);
+    return cuda_add;
+  }
+  static const auto cpu_add = torch_fn<aoti_add_tensor_fn>("aoti_torch_cpu_add_Tensor", false);
+  return cpu_add;
+}
+
 // The transpose of expand_heads for gradients: sums each run of `group` heads, in fp32.
 Tensor reduce_heads(Tensor grad, int64_t group, bool cuda) {
   if (group == 1) return grad;
@@ -90,7 +100,7 @@ Tensor reduce_heads(Tensor grad, int64_t group, bool cuda) {
   TensorInfo gi = info(grad.get());
   std::vector<int64_t> sizes = {gi.sizes[0], gi.sizes[1] / group, gi.sizes[2], gi.sizes[3]};
   std::vector<int64_t> strides = {gi.strides[0], gi.strides[1] * group, gi.strides[2], gi.strides[3]};
-  auto add = torch_fn<aoti_add_tensor_fn>(cuda ? "aoti_torch_cuda_add_Tensor" : "aoti_torch_cpu_add_Tensor", cuda);
+  auto add = add_fn(cuda);
   Tensor acc = empty(sizes, api.dtype_float32(), gi.device_type, gi.device_index);
   Tensor first = view(grad.get(), sizes, strides, 0);
   copy_into(acc.get(), first.get());
@@ -163,6 +173,47 @@ Tensor undefined_tensor() {
   return t;
 }
 
+// The kernels' entries, each looked up once (on first use: a libtorch without one still serves the
+// others) and kept; the executor calls them for every task.
+AttentionResult cpu_flash_forward(AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, bool causal, double s) {
+  static const auto fn =
+      torch_fn<aoti_cpu_flash_fwd_fn>("aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu", false);
+  AttentionResult r;
+  check_torch(fn(q, k, v, 0.0, causal ? 1 : 0, nullptr, &s, r.out.out(), r.lse.out()),
+              "aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu");
+  r.backend = TASP_BACKEND_CPU_FLASH;
+  return r;
+}
+
+AttentionResult cuda_flash_forward(AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, bool causal, double s) {
+  static const auto fn =
+      torch_fn<aoti_cuda_flash_fwd_fn>("aoti_torch_cuda__scaled_dot_product_flash_attention", true);
+  AttentionResult r;
+  Tensor cum_q, cum_k, seed, offset, debug;
+  int64_t max_q = 0, max_k = 0;
+  check_torch(fn(q, k, v, 0.0, causal ? 1 : 0, 0, &s, r.out.out(), r.lse.out(), cum_q.out(), cum_k.out(), &max_q,
+                 &max_k, seed.out(), offset.out(), debug.out()),
+              "aoti_torch_cuda__scaled_dot_product_flash_attention");
+  r.backend = TASP_BACKEND_CUDA_FLASH;
+  return r;
+}
+
+// Equal head counts; the LSE comes back padded to 32 rows and is cut to q_len.
+AttentionResult cuda_efficient_forward(AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, bool causal,
+                                       double s, int64_t q_len) {
+  static const auto fn =
+      torch_fn<aoti_cuda_efficient_fwd_fn>("aoti_torch_cuda__scaled_dot_product_efficient_attention", true);
+  AttentionResult r;
+  Tensor padded_lse, seed, offset;
+  check_torch(fn(q, k, v, nullptr, 1, 0.0, causal ? 1 : 0, &s, r.out.out(), padded_lse.out(), seed.out(),
+                 offset.out()),
+              "aoti_torch_cuda__scaled_dot_product_efficient_attention");
+  TensorInfo li = info(padded_lse.get());
+  r.lse = view(padded_lse.get(), {li.sizes[0], li.sizes[1], q_len}, {li.strides[0], li.strides[1], li.strides[2]}, 0);
+  r.backend = TASP_BACKEND_CUDA_EFFICIENT;
+  return r;
+}
+
 }  // namespace
 
 void attention_check(AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, bool causal) {
@@ -179,37 +230,36 @@ AttentionResult attention_forward(AtenTensorHandle q, AtenTensorHandle k, AtenTe
     // libtorch's CPU flash kernel needs equal head counts: expand k/v for grouped-query attention.
     Operand kx = heads_for(k, p.k, p.group());
     Operand vx = heads_for(v, p.v, p.group());
-    auto fn = torch_fn<aoti_cpu_flash_fwd_fn>("aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu", false);
-    check_torch(fn(qd.get(), kx.get(), vx.get(), 0.0, causal ? 1 : 0, nullptr, &s, r.out.out(), r.lse.out()),
-                "aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu");
-    r.backend = TASP_BACKEND_CPU_FLASH;
-    return r;
+    return cpu_flash_forward(qd.get(), kx.get(), vx.get(), causal, s);
   }
   if (cuda_flash_fits(p)) {
     // The CUDA flash kernel takes grouped-query attention as it is.
     Operand kd = kernel_operand(k, p.k);
     Operand vd = kernel_operand(v, p.v);
-    auto fn = torch_fn<aoti_cuda_flash_fwd_fn>("aoti_torch_cuda__scaled_dot_product_flash_attention", true);
-    Tensor cum_q, cum_k, seed, offset, debug;
-    int64_t max_q = 0, max_k = 0;
-    check_torch(fn(qd.get(), kd.get(), vd.get(), 0.0, causal ? 1 : 0, 0, &s, r.out.out(), r.lse.out(), cum_q.out(),
-                   cum_k.out(), &max_q, &max_k, seed.out(), offset.out(), debug.out()),
-                "aoti_torch_cuda__scaled_dot_product_flash_attention");
-    r.backend = TASP_BACKEND_CUDA_FLASH;
-    return r;
+    return cuda_flash_forward(qd.get(), kd.get(), vd.get(), causal, s);
   }
   // fp32, or a head dimension flash does not take: the memory-efficient kernel (equal heads).
   Operand kx = heads_for(k, p.k, p.group());
   Operand vx = heads_for(v, p.v, p.group());
-  auto fn = torch_fn<aoti_cuda_efficient_fwd_fn>("aoti_torch_cuda__scaled_dot_product_efficient_attention", true);
-  Tensor padded_lse, seed, offset;
-  check_torch(fn(qd.get(), kx.get(), vx.get(), nullptr, 1, 0.0, causal ? 1 : 0, &s, r.out.out(), padded_lse.out(),
-                 seed.out(), offset.out()),
-              "aoti_torch_cuda__scaled_dot_product_efficient_attention");
-  TensorInfo li = info(padded_lse.get());
-  r.lse = view(padded_lse.get(), {li.sizes[0], li.sizes[1], p.q_len}, {li.strides[0], li.strides[1], li.strides[2]}, 0);
-  r.backend = TASP_BACKEND_CUDA_EFFICIENT;
-  return r;
+  return cuda_efficient_forward(qd.get(), kx.get(), vx.get(), causal, s, p.q_len);
+}
+
+AttentionResult attention_forward_unchecked(const AttentionShape& shape, AtenTensorHandle q, AtenTensorHandle k,
+                                            AtenTensorHandle v, bool causal, double scale) {
+  const TorchApi& api = torch();
+  const int64_t group = shape.q_heads / shape.kv_heads;
+  if (shape.device_type != api.device_type_cuda()) {
+    if (group == 1) return cpu_flash_forward(q, k, v, causal, scale);
+    Operand kx(expand_heads(k, info(k), group));
+    Operand vx(expand_heads(v, info(v), group));
+    return cpu_flash_forward(q, kx.get(), vx.get(), causal, scale);
+  }
+  bool half = shape.dtype == api.dtype_float16() || shape.dtype == api.dtype_bfloat16();
+  if (half && shape.head_dim % 8 == 0 && shape.head_dim <= 256) return cuda_flash_forward(q, k, v, causal, scale);
+  if (group == 1) return cuda_efficient_forward(q, k, v, causal, scale, shape.q_len);
+  Operand kx(expand_heads(k, info(k), group));
+  Operand vx(expand_heads(v, info(v), group));
+  return cuda_efficient_forward(q, kx.get(), vx.get(), causal, scale, shape.q_len);
 }
 
 AttentionGrads attention_backward(AtenTensorHandle dout, AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v,
@@ -234,8 +284,8 @@ AttentionGrads attention_backward(AtenTensorHandle dout, AtenTensorHandle q, Ate
   if (!p.cuda) {
     Operand kx = heads_for(k, p.k, p.group());
     Operand vx = heads_for(v, p.v, p.group());
-    auto fn = torch_fn<aoti_cpu_flash_bwd_fn>("aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu_backward",
-                                              false);
+    static const auto fn = torch_fn<aoti_cpu_flash_bwd_fn>(
+        "aoti_torch_cpu__scaled_dot_product_flash_attention_for_cpu_backward", false);
     Tensor dk, dv;
     check_torch(fn(dd.get(), qd.get(), kx.get(), vx.get(), od.get(), lse, 0.0, causal ? 1 : 0, nullptr, &s,
                    g.dq.out(), dk.out(), dv.out()),
@@ -247,7 +297,8 @@ AttentionGrads attention_backward(AtenTensorHandle dout, AtenTensorHandle q, Ate
   if (cuda_flash_fits(p)) {
     Operand kd = kernel_operand(k, p.k);
     Operand vd = kernel_operand(v, p.v);
-    auto fn = torch_fn<aoti_cuda_flash_bwd_fn>("aoti_torch_cuda__scaled_dot_product_flash_attention_backward", true);
+    static const auto fn =
+        torch_fn<aoti_cuda_flash_bwd_fn>("aoti_torch_cuda__scaled_dot_product_flash_attention_backward", true);
     // Dense (not variable-length) batches and no dropout: the sequence offsets and the RNG state
     // are undefined tensors, as the forward returns them.
     Tensor cum_q = undefined_tensor(), cum_k = undefined_tensor();
@@ -262,11 +313,11 @@ AttentionGrads attention_backward(AtenTensorHandle dout, AtenTensorHandle q, Ate
   // The memory-efficient backward reads LSE rows padded to a multiple of 32, as its forward made them.
   int64_t padded = (p.q_len + kEfficientLseAlign - 1) / kEfficientLseAlign * kEfficientLseAlign;
   Tensor lse_padded = empty({p.batch, p.q_heads, padded}, api.dtype_float32(), li.device_type, li.device_index);
-  check_torch(torch_fn<aoti_zero_fn>("aoti_torch_zero_", false)(lse_padded.get()), "aoti_torch_zero_");
+  zero_(lse_padded.get());
   Tensor head = view(lse_padded.get(), lse_shape, {p.q_heads * padded, padded, 1}, 0);
   copy_into(head.get(), lse);
-  auto fn = torch_fn<aoti_cuda_efficient_bwd_fn>("aoti_torch_cuda__scaled_dot_product_efficient_attention_backward",
-                                                 true);
+  static const auto fn = torch_fn<aoti_cuda_efficient_bwd_fn>(
+      "aoti_torch_cuda__scaled_dot_product_efficient_attention_backward", true);
   Tensor bias = undefined_tensor(), seed = undefined_tensor(), offset = undefined_tensor();
   const int32_t grad_mask[4] = {1, 1, 1, 0};
   Tensor dk, dv, dbias;
@@ -314,6 +365,26 @@ Tensor cast(AtenTensorHandle t, int dtype) {
   return out;
 }
 
+namespace {
+
+MergeDtype merge_dtype(int32_t dtype, const std::function<std::string()>& where) {
+  const TorchApi& api = torch();
+  if (dtype == api.dtype_float32()) return MergeDtype::kFloat32;
+  if (dtype == api.dtype_bfloat16()) return MergeDtype::kBFloat16;
+  if (dtype == api.dtype_float16()) return MergeDtype::kFloat16;
+  fail(TASP_ERR_ARGUMENT, "merge: block_out dtype " + dtype_name(dtype) + " is not supported" + where());
+}
+
+void run_merge(const MergeArgs& m, bool cuda, int32_t device_index) {
+  if (cuda) {
+    merge_cuda(m, device_index);
+  } else {
+    merge_cpu(m);
+  }
+}
+
+}  // namespace
+
 void merge_partial(AtenTensorHandle acc_out, AtenTensorHandle acc_lse, AtenTensorHandle block_out,
                    AtenTensorHandle block_lse) {
   const TorchApi& api = torch();
@@ -344,29 +415,32 @@ void merge_partial(AtenTensorHandle acc_out, AtenTensorHandle acc_lse, AtenTenso
   for (int i = 0; i < 3; ++i) m.block_lse_strides[i] = bl.strides[i];
   for (int i = 0; i < 4; ++i) m.acc_out_strides[i] = ao.strides[i];
   for (int i = 0; i < 3; ++i) m.acc_lse_strides[i] = al.strides[i];
-  auto data = [](AtenTensorHandle t) {
-    void* p = nullptr;
-    check_torch(torch_fn<aoti_get_data_ptr_fn>("aoti_torch_get_data_ptr", false)(t, &p), "aoti_torch_get_data_ptr");
-    return p;
+  m.acc_out = static_cast<float*>(data_ptr(acc_out));
+  m.acc_lse = static_cast<float*>(data_ptr(acc_lse));
+  m.block_out = data_ptr(block_out);
+  m.block_lse = static_cast<const float*>(data_ptr(block_lse));
+  m.block_dtype = merge_dtype(bo.dtype, where);
+  run_merge(m, ao.device_type == api.device_type_cuda(), ao.device_index);
+}
+
+void merge_block(MergeArgs acc, AtenTensorHandle block_out, AtenTensorHandle block_lse, bool cuda,
+                 int32_t device_index) {
+  TensorInfo bo = info(block_out), bl = info(block_lse);
+  auto where = [&]() {
+    return " [block_out " + shape_string(bo.sizes) + ", block_lse " + shape_string(bl.sizes) + " into " +
+           std::to_string(acc.rows) + " rows of " + std::to_string(acc.batch) + " x " + std::to_string(acc.heads) +
+           " heads]";
   };
-  m.acc_out = static_cast<float*>(data(acc_out));
-  m.acc_lse = static_cast<float*>(data(acc_lse));
-  m.block_out = data(block_out);
-  m.block_lse = static_cast<const float*>(data(block_lse));
-  if (bo.dtype == api.dtype_float32()) {
-    m.block_dtype = MergeDtype::kFloat32;
-  } else if (bo.dtype == api.dtype_bfloat16()) {
-    m.block_dtype = MergeDtype::kBFloat16;
-  } else if (bo.dtype == api.dtype_float16()) {
-    m.block_dtype = MergeDtype::kFloat16;
-  } else {
-    fail(TASP_ERR_ARGUMENT, "merge: block_out dtype " + dtype_name(bo.dtype) + " is not supported" + where());
-  }
-  if (ao.device_type == api.device_type_cuda()) {
-    merge_cuda(m, ao.device_index);
-  } else {
-    merge_cpu(m);
-  }
+  std::vector<int64_t> out_shape = {acc.batch, acc.heads, acc.rows, acc.dim};
+  std::vector<int64_t> lse_shape = {acc.batch, acc.heads, acc.rows};
+  if (bo.sizes != out_shape || bl.sizes != lse_shape) fail(TASP_ERR_ARGUMENT, "merge: block shapes differ" + where());
+  if (bl.dtype != torch().dtype_float32()) fail(TASP_ERR_ARGUMENT, "merge: block lse must be float32" + where());
+  for (int i = 0; i < 4; ++i) acc.block_out_strides[i] = bo.strides[i];
+  for (int i = 0; i < 3; ++i) acc.block_lse_strides[i] = bl.strides[i];
+  acc.block_out = data_ptr(block_out);
+  acc.block_lse = static_cast<const float*>(data_ptr(block_lse));
+  acc.block_dtype = merge_dtype(bo.dtype, where);
+  run_merge(acc, cuda, device_index);
 }
 
 }  // namespace tasp

@@ -2,6 +2,7 @@
 // memory-efficient on CUDA), with grouped-query attention and an fp32 LSE merge.
 #pragma once
 
+#include "merge.h"
 #include "torch_api.h"
 
 namespace tasp {
@@ -23,6 +24,20 @@ AttentionResult attention_forward(AtenTensorHandle q, AtenTensorHandle k, AtenTe
 
 AttentionGrads attention_backward(AtenTensorHandle dout, AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v,
                                   AtenTensorHandle out, AtenTensorHandle lse, bool causal, const double* scale);
+
+// What a caller that checked its operands once knows about every later call on views of them.
+struct AttentionShape {
+  int64_t batch = 0, q_heads = 0, kv_heads = 0, q_len = 0, kv_len = 0, head_dim = 0;
+  int32_t dtype = 0, device_type = 0, device_index = 0;
+};
+
+// attention_forward without its checks and metadata queries, for the executor's tasks: the caller
+// checked the whole tensors (attention_check) and guarantees layouts the kernel reads as they are
+// (CPU: any strides with a dense last dimension; CUDA: kernel_layout_ok). Grouped-query attention:
+// the CUDA flash kernel takes it; the other kernels get copies of k and v with as many heads as q
+// (the executor avoids that on the CPU by calling once per group, see executor_common.cpp).
+AttentionResult attention_forward_unchecked(const AttentionShape& shape, AtenTensorHandle q, AtenTensorHandle k,
+                                            AtenTensorHandle v, bool causal, double scale);
 
 // Checks q, k, v as attention_forward does (shapes, dtypes, devices); throws TASP_ERR_ARGUMENT.
 void attention_check(AtenTensorHandle q, AtenTensorHandle k, AtenTensorHandle v, bool causal);
@@ -48,6 +63,11 @@ void set_grad_mode(bool enabled);
 // An accumulator row whose lse is -inf holds nothing yet.
 void merge_partial(AtenTensorHandle acc_out, AtenTensorHandle acc_lse, AtenTensorHandle block_out,
                    AtenTensorHandle block_lse);
+
+// merge_partial into accumulator rows the caller describes (acc: every field but the block's, whose
+// shapes must match); block_out and block_lse are a kernel's results, on the accumulators' device.
+void merge_block(MergeArgs acc, AtenTensorHandle block_out, AtenTensorHandle block_lse, bool cuda,
+                 int32_t device_index);
 
 // A contiguous copy of t in another dtype (TASP_DTYPE_* from tasp.h).
 Tensor cast(AtenTensorHandle t, int dtype);

@@ -1,6 +1,7 @@
 #include "executor_common.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <cstring>
 #include <limits>
@@ -70,6 +71,7 @@ Program parse(const int64_t* w, int64_t n, int rank, int world) {
       Task x{next(), next(), next(), next(), next(), next()};
       if (x.q_start < 0 || x.q_count < 1 || x.q_start + x.q_count > p.q_tokens) bad("query range");
       range_ok(x.buffer, x.kv_start, x.kv_count);
+      if (x.causal != 0 && x.q_count != x.kv_count) bad("a causal task needs as many query as key tokens");
       if (x.buffer != 2 && x.buffer != (s + 1) % 2) bad("a task of step " + std::to_string(s) + " reads buffer " + std::to_string(x.buffer));
       sp.tasks.push_back(x);
     }
@@ -219,21 +221,132 @@ void check_pair(int a, int b, const std::vector<const RunDescriptor*>& all) {
 
 }  // namespace
 
+// ---- Buffers --------------------------------------------------------------------------------
+
+Tensor BufferPool::take(const std::vector<int64_t>& sizes, int32_t dtype, int32_t device_type, int32_t device_index) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < free_.size(); ++i) {
+      Entry& e = free_[i];
+      if (e.sizes == sizes && e.dtype == dtype && e.device_type == device_type && e.device_index == device_index) {
+        Tensor t = std::move(e.tensor);
+        free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+        return t;
+      }
+    }
+  }
+  return empty(sizes, dtype, device_type, device_index);
+}
+
+void BufferPool::give(Tensor t) {
+  if (t.get() == nullptr) return;
+  TensorInfo ti = info(t.get());
+  int64_t n = 1;
+  for (int64_t z : ti.sizes) n *= z;
+  const TorchApi& api = torch();
+  const int64_t bytes = n * (ti.dtype == api.dtype_float32() ? 4 : 2);
+  std::lock_guard<std::mutex> lock(mutex_);
+  free_.push_back(Entry{ti.sizes, ti.dtype, ti.device_type, ti.device_index, std::move(t), bytes, run_});
+}
+
+void BufferPool::start_run() {
+  std::vector<Entry> dropped;  // freed outside the lock
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++run_;
+  for (size_t i = free_.size(); i-- > 0;) {
+    if (free_[i].last_run < run_ - 2) {
+      dropped.push_back(std::move(free_[i]));
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  }
+}
+
+int64_t BufferPool::pooled_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int64_t n = 0;
+  for (const Entry& e : free_) n += e.bytes;
+  return n;
+}
+
+RankBuffers::~RankBuffers() {
+  if (!pool) return;
+  for (int b = 0; b < kBufferCount; ++b) {
+    if (!pooled[b]) continue;
+    try {
+      pool->give(std::move(k[b]));
+      pool->give(std::move(v[b]));
+    } catch (...) {
+      // Not kept, so freed: correct, only slower next time.
+    }
+  }
+}
+
+bool dense_token_major(const TensorInfo& ti) {
+  const auto& z = ti.sizes;  // B, H, S, D
+  const auto& st = ti.strides;
+  auto ok = [&](int d, int64_t want) { return z[static_cast<size_t>(d)] == 1 || st[static_cast<size_t>(d)] == want; };
+  return ok(3, 1) && ok(1, z[3]) && ok(2, z[1] * z[3]) && ok(0, z[2] * z[1] * z[3]);
+}
+
+namespace {
+
+bool last_dim_dense(const TensorInfo& ti) { return ti.sizes[3] == 1 || ti.strides[3] == 1; }
+
+// t (B, H, S, D) as buffer 2: a (B, S, H, D) view of the caller's memory, or a token-major copy.
+Tensor own_buffer(AtenTensorHandle t, const TensorInfo& ti, bool zero_copy, BufferPool* pool, int64_t* strides) {
+  const auto& z = ti.sizes;
+  std::vector<int64_t> shd = {z[0], z[2], z[1], z[3]};
+  if (zero_copy) {
+    std::vector<int64_t> st = {ti.strides[0], ti.strides[2], ti.strides[1], ti.strides[3]};
+    for (int i = 0; i < 4; ++i) strides[i] = st[static_cast<size_t>(i)];
+    return view(t, shd, st, 0);
+  }
+  Tensor out = pool ? pool->take(shd, ti.dtype, ti.device_type, ti.device_index)
+                    : empty(shd, ti.dtype, ti.device_type, ti.device_index);
+  std::vector<int64_t> os = contiguous_strides(shd);
+  for (int i = 0; i < 4; ++i) strides[i] = os[static_cast<size_t>(i)];
+  Tensor as_bhsd = view(out.get(), z, {os[0], os[2], os[1], os[3]}, 0);
+  check_torch(torch().copy(as_bhsd.get(), t, 0), "aoti_torch_copy_");
+  return out;
+}
+
+}  // namespace
+
 std::shared_ptr<RankBuffers> stage_key_values(const Program& p, AtenTensorHandle k, AtenTensorHandle v) {
-  TensorInfo ki = info(k);
+  return stage_key_values(p, k, info(k), v, info(v), StagingOptions{});
+}
+
+std::shared_ptr<RankBuffers> stage_key_values(const Program& p, AtenTensorHandle k, const TensorInfo& ki,
+                                              AtenTensorHandle v, const TensorInfo& vi, const StagingOptions& o) {
   const int64_t batch = ki.sizes[0], kv_heads = ki.sizes[1], dim = ki.sizes[3];
+  const int64_t elem = element_size(ki.dtype);
   auto own = std::make_shared<RankBuffers>();
+  own->pool = o.pool;
+  BufferPool* pool = o.pool.get();
   const int64_t cap = std::max<int64_t>(p.recv_capacity, 1);
-  own->k[2] = to_token_major(k);
-  own->v[2] = to_token_major(v);
+  // Zero copy when k and v share one layout that both the transport and the kernel read.
+  bool same_layout = ki.strides == vi.strides;
+  bool zero_copy = same_layout && ((dense_token_major(ki) && dense_token_major(vi)) ||
+                                   (o.sends_any_strides && o.kernel_reads_any_strides && last_dim_dense(ki)));
+  int64_t v_strides[4];
+  own->k[2] = own_buffer(k, ki, zero_copy, pool, own->strides[2]);
+  own->v[2] = own_buffer(v, vi, zero_copy, pool, v_strides);
+  own->pooled[2] = !zero_copy && pool != nullptr;
+  std::vector<int64_t> recv = {batch, cap, kv_heads, dim};
+  std::vector<int64_t> rs = contiguous_strides(recv);
   for (int b = 0; b < 2; ++b) {
-    own->k[b] = empty({batch, cap, kv_heads, dim}, ki.dtype, ki.device_type, ki.device_index);
-    own->v[b] = empty({batch, cap, kv_heads, dim}, ki.dtype, ki.device_type, ki.device_index);
+    own->k[b] = pool ? pool->take(recv, ki.dtype, ki.device_type, ki.device_index)
+                     : empty(recv, ki.dtype, ki.device_type, ki.device_index);
+    own->v[b] = pool ? pool->take(recv, ki.dtype, ki.device_type, ki.device_index)
+                     : empty(recv, ki.dtype, ki.device_type, ki.device_index);
     own->capacity_tokens[b] = p.recv_capacity;
+    own->pooled[b] = pool != nullptr;
+    for (int i = 0; i < 4; ++i) own->strides[b][i] = rs[static_cast<size_t>(i)];
   }
   own->capacity_tokens[2] = p.kv_tokens;
   own->batch = batch;
-  for (int b = 0; b < 3; ++b) own->token_bytes[b] = kv_heads * dim * element_size(ki.dtype);
+  for (int b = 0; b < 3; ++b) own->token_bytes[b] = kv_heads * dim * elem;  // transfers move keys and values
+  own->staged_bytes = 2 * batch * own->token_bytes[kOwnBuffer] * (2 * cap + (zero_copy ? 0 : p.kv_tokens));
   return own;
 }
 
@@ -388,46 +501,91 @@ RunDescriptor decode_descriptor(const int64_t* w, int world) {
   return d;
 }
 
-Accumulators make_accumulators(int64_t batch, int64_t heads, int64_t tokens, int64_t dim, const TensorInfo& like) {
+Accumulators make_accumulators(int64_t batch, int64_t heads, int64_t tokens, int64_t dim, const TensorInfo& like,
+                               BufferPool* pool) {
   const TorchApi& api = torch();
   Accumulators acc;
   acc.batch = batch;
   acc.heads = heads;
   acc.tokens = tokens;
   acc.dim = dim;
-  acc.out = empty({batch, heads, tokens, dim}, api.dtype_float32(), like.device_type, like.device_index);
+  std::vector<int64_t> out_shape = {batch, heads, tokens, dim};
+  acc.out = pool ? pool->take(out_shape, api.dtype_float32(), like.device_type, like.device_index)
+                 : empty(out_shape, api.dtype_float32(), like.device_type, like.device_index);
   acc.lse = empty({batch, heads, tokens}, api.dtype_float32(), like.device_type, like.device_index);
-  check_torch(torch_fn<aoti_zero_fn>("aoti_torch_zero_", false)(acc.out.get()), "aoti_torch_zero_");
+  zero_(acc.out.get());  // rows no task reaches stay zero, as the kernels leave fully masked rows
   if (like.device_type == api.device_type_cuda()) {
     // A kernel on the current stream: a host tensor copied in would synchronize every call.
-    void* lse = nullptr;
-    check_torch(torch_fn<aoti_get_data_ptr_fn>("aoti_torch_get_data_ptr", false)(acc.lse.get(), &lse),
-                "aoti_torch_get_data_ptr");
-    fill_cuda(static_cast<float*>(lse), batch * heads * tokens, -std::numeric_limits<float>::infinity(),
-              like.device_index);
+    fill_cuda(static_cast<float*>(data_ptr(acc.lse.get())), batch * heads * tokens,
+              -std::numeric_limits<float>::infinity(), like.device_index);
     return acc;
   }
-  // -inf through a one-element host tensor broadcast by copy_ (the shim has no fill).
-  Tensor minus_inf = empty({1}, api.dtype_float32(), api.device_type_cpu(), 0);
-  void* data = nullptr;
-  check_torch(torch_fn<aoti_get_data_ptr_fn>("aoti_torch_get_data_ptr", false)(minus_inf.get(), &data),
-              "aoti_torch_get_data_ptr");
-  *static_cast<float*>(data) = -std::numeric_limits<float>::infinity();
-  Tensor wide = view(minus_inf.get(), {batch, heads, tokens}, {0, 0, 0}, 0);
-  check_torch(torch().copy(acc.lse.get(), wide.get(), 0), "aoti_torch_copy_");
+  float* lse = static_cast<float*>(data_ptr(acc.lse.get()));
+  std::fill(lse, lse + batch * heads * tokens, -std::numeric_limits<float>::infinity());
   return acc;
 }
 
-void run_task(const Task& t, AtenTensorHandle q_tm, AtenTensorHandle k_buf, AtenTensorHandle v_buf, Accumulators& acc,
-              const double* scale) {
-  Tensor qv = token_view(q_tm, t.q_start, t.q_count);
-  Tensor kv_k = token_view(k_buf, t.kv_start, t.kv_count);
-  Tensor kv_v = token_view(v_buf, t.kv_start, t.kv_count);
-  AttentionResult part = attention_forward(qv.get(), kv_k.get(), kv_v.get(), t.causal != 0, scale);
+TaskContext task_context(AtenTensorHandle q, const TensorInfo& qi, int64_t kv_heads, const RankBuffers& kv,
+                         Accumulators& acc, const double* scale) {
+  const TorchApi& api = torch();
+  TaskContext c;
+  c.shape.batch = qi.sizes[0];
+  c.shape.q_heads = qi.sizes[1];
+  c.shape.q_len = qi.sizes[2];
+  c.shape.head_dim = qi.sizes[3];
+  c.shape.kv_heads = kv_heads;
+  c.shape.dtype = qi.dtype;
+  c.shape.device_type = qi.device_type;
+  c.shape.device_index = qi.device_index;
+  c.q = q;
+  for (int i = 0; i < 4; ++i) c.q_strides[i] = qi.strides[static_cast<size_t>(i)];
+  c.kv = &kv;
+  c.cuda = qi.device_type == api.device_type_cuda();
+  c.scale = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(c.shape.head_dim));
   const int64_t h = acc.heads, s = acc.tokens, d = acc.dim;
-  Tensor acc_rows = view(acc.out.get(), {acc.batch, h, t.q_count, d}, {h * s * d, s * d, d, 1}, t.q_start * d);
-  Tensor lse_rows = view(acc.lse.get(), {acc.batch, h, t.q_count}, {h * s, s, 1}, t.q_start);
-  merge_partial(acc_rows.get(), lse_rows.get(), part.out.get(), part.lse.get());
+  c.acc.batch = acc.batch;
+  c.acc.heads = h;
+  c.acc.rows = s;
+  c.acc.dim = d;
+  c.acc.acc_out = static_cast<float*>(data_ptr(acc.out.get()));
+  c.acc.acc_lse = static_cast<float*>(data_ptr(acc.lse.get()));
+  const int64_t out_strides[4] = {h * s * d, s * d, d, 1};
+  const int64_t lse_strides[3] = {h * s, s, 1};
+  for (int i = 0; i < 4; ++i) c.acc.acc_out_strides[i] = out_strides[i];
+  for (int i = 0; i < 3; ++i) c.acc.acc_lse_strides[i] = lse_strides[i];
+  return c;
+}
+
+void run_task(const Task& t, const TaskContext& c) {
+  const AttentionShape& w = c.shape;
+  const int64_t* ks = c.kv->strides[t.buffer];
+  // (B, S, H, D) buffers seen as (B, H, count, D).
+  const std::vector<int64_t> kv_sizes = {w.batch, w.kv_heads, t.kv_count, w.head_dim};
+  const std::vector<int64_t> kv_strides = {ks[0], ks[2], ks[1], ks[3]};
+  Tensor kv_k = view(c.kv->k[t.buffer].get(), kv_sizes, kv_strides, t.kv_start * ks[1]);
+  Tensor kv_v = view(c.kv->v[t.buffer].get(), kv_sizes, kv_strides, t.kv_start * ks[1]);
+  // libtorch's CPU flash kernel wants as many key/value heads as query heads: one call per member g
+  // of each query-head group, over query heads g, g + group, ... (views). CUDA's flash kernel takes
+  // grouped-query attention itself.
+  const int64_t calls = c.cuda ? 1 : w.q_heads / w.kv_heads;
+  AttentionShape call = w;
+  call.q_heads = w.q_heads / calls;
+  call.q_len = t.q_count;
+  call.kv_len = t.kv_count;
+  const std::vector<int64_t> q_sizes = {w.batch, call.q_heads, t.q_count, w.head_dim};
+  const std::vector<int64_t> q_strides = {c.q_strides[0], c.q_strides[1] * calls, c.q_strides[2], c.q_strides[3]};
+  for (int64_t g = 0; g < calls; ++g) {
+    Tensor qv = view(c.q, q_sizes, q_strides, t.q_start * c.q_strides[2] + g * c.q_strides[1]);
+    AttentionResult part = attention_forward_unchecked(call, qv.get(), kv_k.get(), kv_v.get(), t.causal != 0, c.scale);
+    MergeArgs m = c.acc;
+    m.heads = call.q_heads;
+    m.rows = t.q_count;
+    m.acc_out += g * c.acc.acc_out_strides[1] + t.q_start * c.acc.acc_out_strides[2];
+    m.acc_lse += g * c.acc.acc_lse_strides[1] + t.q_start * c.acc.acc_lse_strides[2];
+    m.acc_out_strides[1] *= calls;
+    m.acc_lse_strides[1] *= calls;
+    merge_block(m, part.out.get(), part.lse.get(), c.cuda, w.device_index);
+  }
 }
 
 }  // namespace tasp

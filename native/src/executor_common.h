@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "attention.h"
+#include "merge.h"
 #include "torch_api.h"
 
 namespace tasp {
@@ -86,6 +88,35 @@ int64_t descriptor_words(int world);
 std::vector<int64_t> encode_descriptor(const RunDescriptor& d, int world);
 RunDescriptor decode_descriptor(const int64_t* words, int world);
 
+// Dense tensors a rank needs on every run (receive buffers, token-major staging, 16-bit
+// accumulators), kept between runs and layers instead of allocated per call: a run takes what an
+// earlier run of the same shapes gave back. Owned (shared) by an in-process group, one per rank,
+// and by every RankBuffers made from it, so whatever holds buffers last returns them, even after the
+// group closed. Entries that the last two runs did not take are freed when a run starts, so a
+// rank keeps at most about two runs' worth of buffers.
+class BufferPool {
+ public:
+  // A dense tensor of these sizes, dtype and device: one kept from an earlier run, or a new one.
+  Tensor take(const std::vector<int64_t>& sizes, int32_t dtype, int32_t device_type, int32_t device_index);
+  // Keeps t (dense, made by take, referenced by nobody else) for a later take of its shape.
+  void give(Tensor t);
+  // A run starts: frees what the previous two runs left untaken.
+  void start_run();
+  int64_t pooled_bytes() const;  // held for later runs, not counting what runs hold now
+
+ private:
+  struct Entry {
+    std::vector<int64_t> sizes;
+    int32_t dtype, device_type, device_index;
+    Tensor tensor;
+    int64_t bytes;
+    int64_t last_run;
+  };
+  mutable std::mutex mutex_;
+  std::vector<Entry> free_;
+  int64_t run_ = 0;
+};
+
 // One rank's buffers of a run, token-major (B, S, H, D), with their capacities in tokens:
 //   0, 1: the double-buffered key/value receive buffers (input dtype; k holds keys, v values);
 //   2: the rank's own key/value shard;
@@ -95,7 +126,9 @@ RunDescriptor decode_descriptor(const int64_t* words, int world);
 //         its own gradient accumulators in the next step.
 // Peers write into the receive buffers (0, 1, 5, 6) and read nothing; a peer's communication thread
 // holds its own reference for as long as it may write, so a rank that fails and returns early never
-// frees memory a peer still copies into. A buffer a run does not use has capacity 0.
+// frees memory a peer still copies into. A buffer a run does not use has capacity 0. Buffer 2 may be
+// the caller's k and v seen through a transpose, with any strides (stage_key_values says when);
+// pooled tensors go back to their pool when the last reference goes, never while a peer may write.
 constexpr int kBufferCount = 7;
 constexpr int64_t kOwnBuffer = 2;
 constexpr int64_t kReturnSendBuffer = 3;  // + step parity
@@ -111,10 +144,39 @@ struct RankBuffers {
   int64_t capacity_bytes(int64_t buffer) const { return batch * capacity_tokens[buffer] * token_bytes[buffer]; }
   // Bytes one transfer of `count` tokens of `buffer` moves (keys and values).
   int64_t transfer_bytes(int64_t buffer, int64_t count) const { return 2 * batch * count * token_bytes[buffer]; }
+  int64_t strides[kBufferCount][4] = {};  // of k[i] and v[i] alike, (B, S, H, D) order (buffers 0-2)
+  int64_t staged_bytes = 0;                // what staging and receive buffers 0 and 1 hold (k and v)
+  std::shared_ptr<BufferPool> pool;        // where k[i], v[i] with pooled[i] go back
+  bool pooled[kBufferCount] = {false, false, false, false, false, false, false};
+  RankBuffers() = default;
+  RankBuffers(const RankBuffers&) = delete;
+  RankBuffers& operator=(const RankBuffers&) = delete;
+  ~RankBuffers();
 };
 
 // A rank's buffers for program p: k and v staged token-major as buffer 2, receive buffers 0 and 1.
 std::shared_ptr<RankBuffers> stage_key_values(const Program& p, AtenTensorHandle k, AtenTensorHandle v);
+
+// How run_rank may lay out a run's buffers.
+struct StagingOptions {
+  // The transport sends from buffer 2 with any strides (the in-process transport copies through
+  // views); otherwise it must be dense token-major (NCCL, TCP send raw byte ranges).
+  bool sends_any_strides = false;
+  // The attention kernel reads any strides with a dense last dimension (libtorch's CPU flash
+  // kernel); otherwise operands must be token-major (kernel_layout_ok).
+  bool kernel_reads_any_strides = false;
+  std::shared_ptr<BufferPool> pool;  // null: allocate, free after the run
+};
+
+// stage_key_values, staging only what must be: buffer 2 is k and v themselves (views, no copy) when
+// they are dense token-major already (as DJL's (B, S, E) embeddings reshaped to (B, S, H, D) and
+// transposed are) or when both the transport and the kernel read their strides.
+std::shared_ptr<RankBuffers> stage_key_values(const Program& p, AtenTensorHandle k, const TensorInfo& ki,
+                                              AtenTensorHandle v, const TensorInfo& vi, const StagingOptions& o);
+
+// Whether a (B, H, S, D) tensor is a transposed view of dense (B, S, H, D) memory (strides of
+// size-1 dimensions do not matter).
+bool dense_token_major(const TensorInfo& ti);
 
 // (B, S, H, D) buffer -> view (B, H, count, D) of tokens [start, start + count).
 Tensor token_view(AtenTensorHandle buffer, int64_t start, int64_t count);
@@ -133,10 +195,28 @@ struct Accumulators {
   Tensor lse;  // (B, H, S) fp32, -inf: a row that has seen no key yet
   int64_t batch = 0, heads = 0, tokens = 0, dim = 0;
 };
-Accumulators make_accumulators(int64_t batch, int64_t heads, int64_t tokens, int64_t dim, const TensorInfo& like);
+// `pool` (may be null) supplies out; lse is always new (it is the run's result).
+Accumulators make_accumulators(int64_t batch, int64_t heads, int64_t tokens, int64_t dim, const TensorInfo& like,
+                               BufferPool* pool = nullptr);
 
-// Attention of q tokens [q_start, +q_count) over k/v tokens [kv_start, +kv_count), merged into acc.
-void run_task(const Task& t, AtenTensorHandle q_tm, AtenTensorHandle k_buf, AtenTensorHandle v_buf, Accumulators& acc,
-              const double* scale);
+// What every attention task of a forward run reads, resolved once per run: the query (any strides
+// the kernel reads, (B, H, S, D) order), the key/value buffers, the accumulators' raw memory, the
+// scale. Tasks make only views and kernel calls.
+struct TaskContext {
+  AttentionShape shape;  // whole q (q_len: the rank's query tokens); kv_len unused
+  AtenTensorHandle q = nullptr;
+  int64_t q_strides[4] = {};
+  const RankBuffers* kv = nullptr;
+  MergeArgs acc;  // the whole accumulators (block fields unset)
+  bool cuda = false;
+  double scale = 0;
+};
+TaskContext task_context(AtenTensorHandle q, const TensorInfo& qi, int64_t kv_heads, const RankBuffers& kv,
+                         Accumulators& acc, const double* scale);
+
+// Attention of q tokens [q_start, +q_count) over k/v tokens [kv_start, +kv_count), merged into the
+// accumulators. Grouped-query attention on the CPU runs one kernel call per member of a query-head
+// group over the shared key/value heads (views, no copies).
+void run_task(const Task& t, const TaskContext& c);
 
 }  // namespace tasp

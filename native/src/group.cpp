@@ -17,6 +17,7 @@ Group::Group(int world_size, int64_t timeout_ms) : world_size_(world_size), time
   finished_.assign(n, -1);
   arrived_.resize(n);
   runs_.assign(n, 0);
+  for (size_t r = 0; r < n; ++r) pools_.push_back(std::make_shared<BufferPool>());
 }
 
 void Group::set_link_rate(int src, int dst, double bytes_per_second) {

@@ -67,6 +67,10 @@ class Group {
   // Ends the run of `rank` (after success or failure); drops the group's reference to its buffers.
   void leave(int rank);
 
+  // The buffers `rank` keeps between its runs (executor_common.h); one per rank, so ranks never
+  // contend for it except when a peer drops the last reference to buffers of a finished run.
+  std::shared_ptr<BufferPool> pool(int rank) const { return pools_[static_cast<size_t>(rank)]; }
+
   // Marks the group failed (first message wins) and wakes everyone. `code`: what the ranks throw
   // (TASP_ERR_GROUP for timeouts and peer failures, TASP_ERR_ARGUMENT for disagreements).
   void fail(const std::string& message, int code = TASP_ERR_GROUP);
@@ -92,6 +96,7 @@ class Group {
   std::vector<int64_t> finished_;               // last finished step per rank, in its current run
   std::vector<std::vector<int64_t>> arrived_;  // per rank, per step of its current run
   std::vector<int64_t> runs_;                  // runs each rank has started
+  std::vector<std::shared_ptr<BufferPool>> pools_;
   bool failed_ = false;
   int failure_code_ = TASP_ERR_GROUP;
   std::string failure_;

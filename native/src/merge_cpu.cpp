@@ -39,21 +39,22 @@ float f16_to_float(uint16_t h) {
   return f;
 }
 
-float load(const void* base, int64_t offset, MergeDtype dtype) {
-  switch (dtype) {
-    case MergeDtype::kFloat32:
-      return static_cast<const float*>(base)[offset];
-    case MergeDtype::kBFloat16:
-      return bf16_to_float(static_cast<const uint16_t*>(base)[offset]);
-    case MergeDtype::kFloat16:
-      return f16_to_float(static_cast<const uint16_t*>(base)[offset]);
+template <MergeDtype D>
+float load(const void* base, int64_t offset) {
+  if constexpr (D == MergeDtype::kFloat32) {
+    return static_cast<const float*>(base)[offset];
+  } else if constexpr (D == MergeDtype::kBFloat16) {
+    return bf16_to_float(static_cast<const uint16_t*>(base)[offset]);
+  } else {
+    return f16_to_float(static_cast<const uint16_t*>(base)[offset]);
   }
-  return 0.0f;
 }
 
-}  // namespace
-
-void merge_cpu(const MergeArgs& m) {
+// One instantiation per block dtype and per "last dimension dense" (then the row loop is a plain
+// array loop the compiler vectorizes; the merge runs once per attention task on every query row).
+template <MergeDtype D, bool kDense>
+void merge_rows(const MergeArgs& m) {
+  const int64_t d_stride = kDense ? 1 : m.block_out_strides[3];
   for (int64_t b = 0; b < m.batch; ++b) {
     for (int64_t h = 0; h < m.heads; ++h) {
       for (int64_t s = 0; s < m.rows; ++s) {
@@ -69,15 +70,38 @@ void merge_cpu(const MergeArgs& m) {
         float lse = acc_empty ? block_lse : hi + std::log(std::exp(old_lse - hi) + std::exp(block_lse - hi));
         float w_old = acc_empty ? 0.0f : std::exp(old_lse - lse);
         float w_new = std::exp(block_lse - lse);
-        float* acc = m.acc_out + b * m.acc_out_strides[0] + h * m.acc_out_strides[1] + s * m.acc_out_strides[2];
-        int64_t base = b * m.block_out_strides[0] + h * m.block_out_strides[1] + s * m.block_out_strides[2];
-        for (int64_t d = 0; d < m.dim; ++d) {
-          float x = load(m.block_out, base + d * m.block_out_strides[3], m.block_dtype);
-          acc[d] = acc_empty ? w_new * x : w_old * acc[d] + w_new * x;
+        float* __restrict acc = m.acc_out + b * m.acc_out_strides[0] + h * m.acc_out_strides[1] + s * m.acc_out_strides[2];
+        const int64_t base = b * m.block_out_strides[0] + h * m.block_out_strides[1] + s * m.block_out_strides[2];
+        if (acc_empty) {
+          for (int64_t d = 0; d < m.dim; ++d) acc[d] = w_new * load<D>(m.block_out, base + d * d_stride);
+        } else {
+          for (int64_t d = 0; d < m.dim; ++d) acc[d] = w_old * acc[d] + w_new * load<D>(m.block_out, base + d * d_stride);
         }
         *acc_lse = lse;
       }
     }
+  }
+}
+
+template <MergeDtype D>
+void merge_dtype(const MergeArgs& m) {
+  if (m.block_out_strides[3] == 1 || m.dim == 1) {
+    merge_rows<D, true>(m);
+  } else {
+    merge_rows<D, false>(m);
+  }
+}
+
+}  // namespace
+
+void merge_cpu(const MergeArgs& m) {
+  switch (m.block_dtype) {
+    case MergeDtype::kFloat32:
+      return merge_dtype<MergeDtype::kFloat32>(m);
+    case MergeDtype::kBFloat16:
+      return merge_dtype<MergeDtype::kBFloat16>(m);
+    case MergeDtype::kFloat16:
+      return merge_dtype<MergeDtype::kFloat16>(m);
   }
 }
 

@@ -80,6 +80,8 @@ void init_torch(const char* libtorch_dir) {
   require(api.empty_strided, "aoti_torch_empty_strided");
   require(api.reinterpret_tensor, "aoti_torch__reinterpret_tensor");
   require(api.copy, "aoti_torch_copy_");
+  require(api.get_data_ptr, "aoti_torch_get_data_ptr");
+  api.zero = reinterpret_cast<aoti_zero_fn>(dlsym(g_cpu_lib, "aoti_torch_zero_"));
   g_api = api;
   g_ready = true;
 }
@@ -111,6 +113,20 @@ void check_torch(AOTITorchError err, const char* call) {
     fail(TASP_ERR_TORCH, std::string("libtorch call ") + call + " failed (error " + std::to_string(err) +
                              "; libtorch printed the cause to standard error)");
   }
+}
+
+void* data_ptr(AtenTensorHandle t) {
+  void* p = nullptr;
+  check_torch(torch().get_data_ptr(t, &p), "aoti_torch_get_data_ptr");
+  return p;
+}
+
+void zero_(AtenTensorHandle t) {
+  const TorchApi& api = torch();
+  if (api.zero == nullptr) {
+    fail(TASP_ERR_SYMBOL, std::string("libtorch symbol aoti_torch_zero_ not found in ") + loaded_path(g_cpu_lib));
+  }
+  check_torch(api.zero(t), "aoti_torch_zero_");
 }
 
 Tensor& Tensor::operator=(Tensor&& o) noexcept {

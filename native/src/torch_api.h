@@ -29,6 +29,8 @@ struct TorchApi {
   aoti_empty_strided_fn empty_strided = nullptr;
   aoti_reinterpret_tensor_fn reinterpret_tensor = nullptr;
   aoti_copy_fn copy = nullptr;
+  aoti_get_data_ptr_fn get_data_ptr = nullptr;
+  aoti_zero_fn zero = nullptr;  // optional (null when this libtorch's shim lacks it): use zero_()
 };
 
 // The resolved API; throws TASP_ERR_STATE when tasp_init has not succeeded.
@@ -45,6 +47,16 @@ template <typename F>
 F torch_fn(const char* name, bool cuda) {
   return reinterpret_cast<F>(torch_symbol(name, cuda));
 }
+
+// Raw memory of t (its storage offset applied).
+void* data_ptr(AtenTensorHandle t);
+// Fills t with zeros in place.
+void zero_(AtenTensorHandle t);
+
+// Raw memory of t (its storage offset applied).
+void* data_ptr(AtenTensorHandle t);
+// Fills t with zeros in place.
+void zero_(AtenTensorHandle t);
 
 // Throws TASP_ERR_TORCH when a shim call failed. libtorch prints its own message to stderr.
 void check_torch(AOTITorchError err, const char* call);

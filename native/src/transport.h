@@ -45,6 +45,11 @@ class Transport {
   virtual void abort(const std::string& why, bool group_error) noexcept = 0;
   // Adds the transport's timings and counts.
   virtual void report(RankStats& stats) = 0;
+  // Whether sends read buffer 2 through its strides (then the caller's k and v can be it, uncopied);
+  // otherwise buffer 2 must be dense token-major.
+  virtual bool sends_any_strides() const { return false; }
+  // Where this rank's run buffers come from and go back to between runs; null: allocated per run.
+  virtual std::shared_ptr<BufferPool> buffer_pool() { return nullptr; }
 };
 
 // Runs one rank's program over a transport (the step loop shared by every transport).

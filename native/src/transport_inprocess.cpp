@@ -219,6 +219,10 @@ class InProcessTransport final : public Transport {
     worker_.reset();  // after the failure woke it, if it waited on a peer
   }
 
+  // Sends are copy_ calls through views (copy_tokens), which read any strides.
+  bool sends_any_strides() const override { return true; }
+  std::shared_ptr<BufferPool> buffer_pool() override { return group_.pool(rank_); }
+
   void report(RankStats& stats) override {
     if (!worker_) return;
     stats.comm_ms = worker_->comm_ms;
