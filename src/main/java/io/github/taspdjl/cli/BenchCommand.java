@@ -8,6 +8,7 @@ import io.github.taspdjl.attention.FlashAttention;
 import io.github.taspdjl.attention.TaspAttention;
 import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.plan.Plan;
+import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
 import java.io.PrintStream;
@@ -26,7 +27,10 @@ import picocli.CommandLine.Option;
  * communication time, compute time and total, then which of ring and TASP was faster and whether the
  * spreads leave that in doubt.
  *
- * <p>Repetitions are interleaved (ring, zigzag, tasp, direct, ring, ...) so that a change in the machine's
+ * <p>Ulysses and hybrids run their all-to-alls over the same emulated links (no overlap with attention);
+ * their comm is the sum over their all-to-alls (and, for hybrids, the inner plan's sends).
+ *
+ * <p>Repetitions are interleaved (ring, zigzag, tasp, direct, ulysses, ring, ...) so that a change in the machine's
  * load during the run falls on every strategy alike; each strategy has its own group, warmed up once
  * before the timed runs. Progress with an estimate of the time left goes to standard error.
  *
@@ -35,7 +39,7 @@ import picocli.CommandLine.Option;
  * dominate that CPU cost for the measurement to show the fabric rather than the scheduler.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Measure ring, zigzag, TASP and direct on virtual ranks over an emulated fabric: medians and spreads of"
+        description = "Measure ring, zigzag, TASP, direct and Ulysses (and any other strategy) on virtual ranks over an emulated fabric: medians and spreads of"
                 + " several interleaved repetitions.")
 public final class BenchCommand implements Callable<Integer> {
 
@@ -76,7 +80,7 @@ public final class BenchCommand implements Callable<Integer> {
             + " forward's transfers); comm, compute and wait are then the backward's")
     boolean backward;
 
-    @Option(names = "--strategies", split = ",", defaultValue = "ring,zigzag,tasp,direct",
+    @Option(names = "--strategies", split = ",", defaultValue = "ring,zigzag,tasp,direct,ulysses",
             description = "strategies to run (default ${DEFAULT-VALUE})")
     List<String> strategies;
 
@@ -96,7 +100,16 @@ public final class BenchCommand implements Callable<Integer> {
         }
 
         String name() {
-            return plan == null ? "one device" : plan.strategy().cliName();
+            return plan == null ? "one device" : Planner.label(requested, plan);
+        }
+
+        /** Cycles and steps of the plan; for Ulysses and hybrids, those of the inner plan plus the two all-to-alls. */
+        int cycles() {
+            return plan.headParallel() != null ? plan.headParallel().inner().cycles().size() : plan.cycles().size();
+        }
+
+        int steps() {
+            return plan.headParallel() != null ? plan.headParallel().inner().steps().size() + 2 : plan.steps().size();
         }
     }
 
@@ -130,12 +143,20 @@ public final class BenchCommand implements Callable<Integer> {
             NDArray q = m.randomNormal(new Shape(batch, heads, seq, headDim));
             NDArray k = m.randomNormal(new Shape(batch, kvHeads, seq, headDim));
             NDArray v = m.randomNormal(new Shape(batch, kvHeads, seq, headDim));
-            for (Series s : series) {
+            for (Series s : List.copyOf(series)) {
                 if (s.requested != null) {
                     SequenceParallelGroup.Builder b = SequenceParallelGroup.builder().worldSize(ranks).strategy(s.requested)
                             .timeout(600_000);
                     s.group = (linkGbps > 0 ? b.emulateLinks(linkGbps) : b).build();
                     s.plan = s.group.plan(causal);
+                    if (s.plan.headParallel() != null && !s.plan.headParallel().applies(heads, kvHeads)) {
+                        out.printf("skipped %s: %d query heads do not divide among its Ulysses degree %d (%s)%n", s.name(),
+                                heads, s.plan.headParallel().degree(), s.plan.headParallel().constraint());
+                        s.group.close();
+                        series.remove(s);
+                        progress.skip(repeats + 1);
+                        continue;
+                    }
                 }
                 progress.start(s.name() + " warm-up");
                 run(s, q, k, v);
@@ -156,15 +177,15 @@ public final class BenchCommand implements Callable<Integer> {
             }
             progress.finish();
         }
-        out.printf(Locale.ROOT, "%-10s %6s %5s %21s %21s %21s %21s%n", "strategy", "cycles", "steps", "comm ms", "compute ms",
+        out.printf(Locale.ROOT, "%-14s %6s %5s %21s %21s %21s %21s%n", "strategy", "cycles", "steps", "comm ms", "compute ms",
                 "wait ms", "total ms");
         for (Series s : series) {
             if (s.plan == null) {
-                out.printf(Locale.ROOT, "%-10s %6s %5s %21s %21s %21s %21s%n", s.name(), "-", "-", "-", cell(s.column(1)), "-",
+                out.printf(Locale.ROOT, "%-14s %6s %5s %21s %21s %21s %21s%n", s.name(), "-", "-", "-", cell(s.column(1)), "-",
                         cell(s.column(3)));
             } else {
-                out.printf(Locale.ROOT, "%-10s %6d %5d %21s %21s %21s %21s%n", s.name(), s.plan.cycles().size(),
-                        s.plan.steps().size(), cell(s.column(0)), cell(s.column(1)), cell(s.column(2)), cell(s.column(3)));
+                out.printf(Locale.ROOT, "%-14s %6d %5d %21s %21s %21s %21s%n", s.name(), s.cycles(),
+                        s.steps(), cell(s.column(0)), cell(s.column(1)), cell(s.column(2)), cell(s.column(3)));
             }
         }
         out.println("each cell: median [min-max] over the repetitions. comm: mean per rank of the time its sends took (copies"
@@ -275,7 +296,7 @@ public final class BenchCommand implements Callable<Integer> {
      */
     static final class Progress {
         private final PrintStream err;
-        private final int total;
+        private int total;
         private final long started = System.nanoTime();
         private int done;
 
@@ -293,6 +314,11 @@ public final class BenchCommand implements Callable<Integer> {
 
         void done() {
             done++;
+        }
+
+        /** Runs that will not happen (a strategy left out). */
+        void skip(int runs) {
+            total -= runs;
         }
 
         void finish() {

@@ -69,6 +69,8 @@ final class HeadParallelForward {
                 }
             }
             NativeGroup.Exchanged in = outer.allToAll(rank, sends, shapes, q);
+            double[] moved = new double[3]; // comm ms, wait ms, bytes sent: every all-to-all of this rank
+            count(moved, in.stats());
             NDArray[] pieces = new NDArray[u];
             for (int p = 0; p < u; p++) {
                 pieces[p] = p == j ? own : keep(temps, in.received()[hp.rank(g, p)]);
@@ -99,14 +101,13 @@ final class HeadParallelForward {
             }
             double attentionMs = (System.nanoTime() - tAttention) / 1e6;
             // (4) output and LSE back to the members their tokens belong to
-            NDArray output = back(hp, layout, rank, out, seqLen, temps, outer, 4);
-            NDArray lseOut = back(hp, layout, rank, lse, seqLen, temps, outer, 3);
+            NDArray output = back(hp, layout, rank, out, seqLen, temps, outer, moved);
+            NDArray lseOut = back(hp, layout, rank, lse, seqLen, temps, outer, moved);
             double totalMs = (System.nanoTime() - t0) / 1e6;
-            NativeGroup.RankStats s = in.stats();
             double computeMs = innerStats != null ? innerStats.computeMs() : attentionMs;
-            double commMs = s.commMs() + (innerStats != null ? innerStats.commMs() : 0);
-            double waitMs = s.waitMs() + (innerStats != null ? innerStats.waitMs() : 0);
-            long bytes = s.bytesSent() + (innerStats != null ? innerStats.bytesSent() : 0);
+            double commMs = moved[0] + (innerStats != null ? innerStats.commMs() : 0);
+            double waitMs = moved[1] + (innerStats != null ? innerStats.waitMs() : 0);
+            long bytes = (long) moved[2] + (innerStats != null ? innerStats.bytesSent() : 0);
             NativeGroup.RankStats stats = new NativeGroup.RankStats(computeMs, commMs, waitMs, totalMs, bytes,
                     innerStats != null ? innerStats.bufferBytes() : 0, new double[0], new double[0], new double[0]);
             return new NativeGroup.RankOutput(output, lseOut, stats);
@@ -117,12 +118,18 @@ final class HeadParallelForward {
         }
     }
 
+    static void count(double[] moved, NativeGroup.RankStats s) {
+        moved[0] += s.commMs();
+        moved[1] += s.waitMs();
+        moved[2] += s.bytesSent();
+    }
+
     /** Heads [from, to) of a (B, H, S, ...) tensor. */
-    private static NDArray heads(NDArray a, int from, int to) {
+    static NDArray heads(NDArray a, int from, int to) {
         return a.get(new NDIndex(":, {}:{}", from, to));
     }
 
-    private static NDArray keep(List<NDArray> temps, NDArray a) {
+    static NDArray keep(List<NDArray> temps, NDArray a) {
         temps.add(a);
         return a;
     }
@@ -140,7 +147,7 @@ final class HeadParallelForward {
         return out;
     }
 
-    private static NDArray joinTokens(SequenceLayout layout, HeadParallel hp, int g, NDArray[] pieces, long seqLen,
+    static NDArray joinTokens(SequenceLayout layout, HeadParallel hp, int g, NDArray[] pieces, long seqLen,
             List<NDArray> temps) {
         NDList parts = new NDList();
         int slots = layout.blocksPerRank();
@@ -154,7 +161,7 @@ final class HeadParallelForward {
     }
 
     /** Key/value heads expanded to one per query head of member j (local query head i uses its own copy). */
-    private static NDArray expand(HeadParallel hp, int j, int heads, int kvHeads, NDArray kv, List<NDArray> temps) {
+    static NDArray expand(HeadParallel hp, int j, int heads, int kvHeads, NDArray kv, List<NDArray> temps) {
         int per = hp.queryHeadsPerMember(heads);
         int lo = hp.kvHeads(j, heads, kvHeads)[0];
         int group = heads / kvHeads;
@@ -171,12 +178,38 @@ final class HeadParallelForward {
      * this rank gets its tokens of every member's heads and stacks them in member order.
      */
     private static NDArray back(HeadParallel hp, SequenceLayout layout, int rank, NDArray result, long seqLen,
-            List<NDArray> temps, NativeGroup outer, int ndim) {
+            List<NDArray> temps, NativeGroup outer, double[] moved) {
         int u = hp.degree();
         int g = hp.groupOf(rank);
         int j = hp.memberOf(rank);
-        int n = layout.worldSize();
-        long[] shape = result.getShape().getShape();
+        NDArray[] pieces = cutTokens(hp, layout, rank, result, seqLen, temps);
+        NDArray[] sends = new NDArray[layout.worldSize()];
+        long[][] shapes = new long[layout.worldSize()][];
+        long[] expected = result.getShape().getShape().clone();
+        expected[2] = RankProgram.localTokens(layout, rank, seqLen);
+        for (int p = 0; p < u; p++) {
+            if (p != j) {
+                sends[hp.rank(g, p)] = pieces[p];
+                shapes[hp.rank(g, p)] = expected;
+            }
+        }
+        NativeGroup.Exchanged got = outer.allToAll(rank, sends, shapes, result);
+        count(moved, got.stats());
+        NDList stack = new NDList();
+        for (int p = 0; p < u; p++) {
+            stack.add(p == j ? pieces[p] : keep(temps, got.received()[hp.rank(g, p)]));
+        }
+        return NDArrays.concat(stack, 1);
+    }
+
+    /**
+     * The inverse of {@link #joinTokens}: a (B, H', tokens of the group, ...) result cut into one piece per
+     * member, each the member's own tokens (its segments of every block, in shard order).
+     */
+    static NDArray[] cutTokens(HeadParallel hp, SequenceLayout layout, int rank, NDArray result, long seqLen,
+            List<NDArray> temps) {
+        int u = hp.degree();
+        int g = hp.groupOf(rank);
         int slots = layout.blocksPerRank();
         // offset of (slot s, member p) in the joined tokens: slot-major, members in order
         long[][] start = new long[slots][u];
@@ -188,10 +221,7 @@ final class HeadParallelForward {
                 at += seg[1] - seg[0];
             }
         }
-        NDArray[] sends = new NDArray[n];
-        long[][] shapes = new long[n][];
-        NDArray own = null;
-        long myTokens = RankProgram.localTokens(layout, rank, seqLen);
+        NDArray[] pieces = new NDArray[u];
         for (int p = 0; p < u; p++) {
             NDList parts = new NDList();
             long[][] segs = segments(layout, hp.rank(g, p), seqLen);
@@ -199,25 +229,8 @@ final class HeadParallelForward {
                 long from = start[s][p];
                 parts.add(keep(temps, result.get(new NDIndex(":, :, {}:{}", from, from + segs[s][1] - segs[s][0]))));
             }
-            NDArray piece = keep(temps, parts.size() == 1 ? parts.get(0).duplicate() : NDArrays.concat(parts, 2));
-            int peer = hp.rank(g, p);
-            if (p == j) {
-                own = piece;
-            } else {
-                sends[peer] = piece;
-                long[] expected = shape.clone();
-                expected[2] = myTokens;
-                shapes[peer] = expected;
-            }
+            pieces[p] = keep(temps, parts.size() == 1 ? parts.get(0).duplicate() : NDArrays.concat(parts, 2));
         }
-        NativeGroup.Exchanged got = outer.allToAll(rank, sends, shapes, result);
-        NDList stack = new NDList();
-        for (int p = 0; p < u; p++) {
-            stack.add(p == j ? own : keep(temps, got.received()[hp.rank(g, p)]));
-        }
-        if (shape.length != ndim) {
-            throw new IllegalStateException("expected a " + ndim + "-d result, got " + result.getShape());
-        }
-        return NDArrays.concat(stack, 1);
+        return pieces;
     }
 }

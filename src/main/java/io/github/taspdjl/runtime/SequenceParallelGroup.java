@@ -202,7 +202,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     /** The backward's return map of each rank for a mask and sequence length. */
     long[][] returnMaps(boolean causal, long seqLen) {
         return returnMaps.computeIfAbsent(causal + "/" + seqLen,
-                key -> RankProgram.returnMapsAll(plan(causal), seqLen));
+                key -> RankProgram.returnMapsAll(lowered(plan(causal)), seqLen));
     }
 
     /**
@@ -214,22 +214,20 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     public List<NativeGroup.RankGradients> backwardAll(List<NDArray> douts, List<NDArray> qs, List<NDArray> ks,
             List<NDArray> vs, List<NDArray> outs, List<NDArray> lses, boolean causal, Float scale, long seqLen) {
         int n = worldSize();
-        requireChunkPlan(causal);
         for (List<NDArray> l : List.of(douts, qs, ks, vs, outs, lses)) {
             if (l.size() != n) {
                 throw new IllegalArgumentException("need one array of each kind per rank (" + n + "), got " + l.size());
             }
         }
-        long[][] progs = programs(causal, seqLen);
-        long[][] maps = returnMaps(causal, seqLen);
+        programs(causal, seqLen); // lowered once, before the ranks start
+        returnMaps(causal, seqLen);
         List<Future<NativeGroup.RankGradients>> futures = new ArrayList<>();
         for (int r = 0; r < n; r++) {
             final int rank = r;
             futures.add(rankThreads.submit(() -> {
                 try {
-                    NativeGroup.RankGradients g = nativeGroup.rankBackward(rank, progs[rank], maps[rank],
-                            douts.get(rank), qs.get(rank), ks.get(rank), vs.get(rank), outs.get(rank),
-                            lses.get(rank), scale);
+                    NativeGroup.RankGradients g = runBackward(rank, douts.get(rank), qs.get(rank), ks.get(rank),
+                            vs.get(rank), outs.get(rank), lses.get(rank), causal, scale, seqLen);
                     lastStats[rank] = g.stats();
                     return g;
                 } catch (IllegalArgumentException e) {
@@ -302,10 +300,8 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     public NativeGroup.RankGradients backwardRank(int rank, NDArray dout, NDArray q, NDArray k, NDArray v,
             NDArray out, NDArray lse, boolean causal, Float scale, long seqLen) {
         ensureUsable();
-        requireChunkPlan(causal);
         try {
-            NativeGroup.RankGradients g = nativeGroup.rankBackward(rank, programs(causal, seqLen)[rank],
-                    returnMaps(causal, seqLen)[rank], dout, q, k, v, out, lse, scale);
+            NativeGroup.RankGradients g = runBackward(rank, dout, q, k, v, out, lse, causal, scale, seqLen);
             lastStats[rank] = g.stats();
             return g;
         } catch (RuntimeException | Error e) {
@@ -314,12 +310,21 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
     }
 
-    /** The backward runs token-chunk plans only, so far. */
-    private void requireChunkPlan(boolean causal) {
-        if (plan(causal).headParallel() != null) {
-            throw new IllegalArgumentException("the backward of " + plan(causal).strategy().cliName() + " is not built yet;"
-                    + " train with a strategy that moves token chunks (ring, zigzag, tasp, tasp-causal, direct)");
+    /** One rank's backward: its program's, or for a head-parallel plan the all-to-alls around its attention's. */
+    private NativeGroup.RankGradients runBackward(int rank, NDArray dout, NDArray q, NDArray k, NDArray v, NDArray out,
+            NDArray lse, boolean causal, Float scale, long seqLen) {
+        Plan plan = plan(causal);
+        if (plan.headParallel() == null) {
+            return nativeGroup.rankBackward(rank, programs(causal, seqLen)[rank], returnMaps(causal, seqLen)[rank], dout, q, k,
+                    v, out, lse, scale);
         }
+        HeadParallelBackward.Inner inner = null;
+        if (plan.headParallel().inner().worldSize() > 1) {
+            int g = plan.headParallel().groupOf(rank);
+            inner = new HeadParallelBackward.Inner(innerGroups(plan)[plan.headParallel().memberOf(rank)],
+                    programs(causal, seqLen)[g], returnMaps(causal, seqLen)[g]);
+        }
+        return HeadParallelBackward.backward(plan, nativeGroup, inner, rank, dout, q, k, v, out, lse, causal, scale, seqLen);
     }
 
     /** One rank's forward: its program, or for a head-parallel plan the all-to-alls around its attention. */

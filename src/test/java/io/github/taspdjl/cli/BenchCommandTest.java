@@ -25,6 +25,19 @@ public class BenchCommandTest {
         assertTrue(out.contains("3 interleaved repetitions"), out);
         assertTrue(out.matches("(?s).*comm ratio tasp/ring = [0-9.]+ \\(medians; ideal 1/2 = 0\\.500\\).*"), out);
         assertTrue(out.matches("(?s).*\nfaster: (ring|tasp) \\(median total .*"), out);
+        // ulysses is in the default list, but 2 heads do not divide among 3 ranks: it says so and runs the rest
+        assertTrue(out.contains("skipped ulysses: 2 query heads do not divide among its Ulysses degree 3"), out);
+    }
+
+    @Test
+    public void measuresUlyssesAndAHybridBesideRingAndTasp() {
+        CliRun run = CliRun.of("bench", "--gpus", "4", "--seq", "96", "--heads", "4", "--kv-heads", "2",
+                "--head-dim", "8", "--repeats", "1", "--link-gbps", "5", "--strategies", "ring,tasp,ulysses,hybrid");
+        String out = run.out();
+        assertEquals(run.exit(), 0, out);
+        // ulysses: no cycles, one attention step between its two all-to-alls
+        assertTrue(out.matches("(?s).*\nulysses\\s+0\\s+3(\\s+[0-9.]+ \\[[0-9.]+-[0-9.]+\\]){4}\n.*"), out);
+        assertTrue(out.matches("(?s).*\nhybrid 2x\\S+\\s+\\d+\\s+4(\\s+[0-9.]+ \\[[0-9.]+-[0-9.]+\\]){4}\n.*"), out);
     }
 
     @Test
