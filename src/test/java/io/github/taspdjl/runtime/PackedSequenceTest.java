@@ -51,7 +51,8 @@ public class PackedSequenceTest {
         return new Object[][] {{Strategy.RING, false}, {Strategy.RING, true}, {Strategy.ZIGZAG_RING, false},
             {Strategy.ZIGZAG_RING, true}, {Strategy.TASP, false}, {Strategy.TASP, true}, {Strategy.TASP_CAUSAL, false},
             {Strategy.TASP_CAUSAL, true}, {Strategy.DIRECT, false}, {Strategy.DIRECT, true},
-            {Strategy.TASP_HIERARCHICAL, false}, {Strategy.TASP_HIERARCHICAL, true}};
+            {Strategy.TASP_HIERARCHICAL, false}, {Strategy.TASP_HIERARCHICAL, true}, {Strategy.ULYSSES, false},
+            {Strategy.ULYSSES, true}, {Strategy.HYBRID, false}, {Strategy.HYBRID, true}};
     }
 
     private static void assertEachDocumentAlone(PackedSequence docs, NDArray q, NDArray k, NDArray v, boolean causal,
@@ -69,13 +70,15 @@ public class PackedSequenceTest {
         SequenceParallelGroup.Builder b = SequenceParallelGroup.builder().strategy(strategy).timeout(20_000);
         if (strategy == Strategy.TASP_HIERARCHICAL) {
             b.topology(Topology.cluster(Topology.virtualCpu(4), 2, 5.0));
+        } else if (strategy == Strategy.HYBRID) {
+            b.worldSize(8).hybrid(4, Strategy.TASP);
         } else {
             b.worldSize(8);
         }
         try (SequenceParallelGroup group = b.build(); NDManager m = manager.newSubManager()) {
             assertEquals(group.worldSize(), 8);
             long seq = docs.length();
-            NDArray q = m.randomNormal(new Shape(2, 4, seq, 16));
+            NDArray q = m.randomNormal(new Shape(2, 8, seq, 16)); // 8 heads: they divide among 8 ranks (ulysses)
             NDArray k = m.randomNormal(new Shape(2, 2, seq, 16));
             NDArray v = m.randomNormal(new Shape(2, 2, seq, 16));
             NDArray out = TaspAttention.forward(group, q, k, v, causal, null, docs).output();
