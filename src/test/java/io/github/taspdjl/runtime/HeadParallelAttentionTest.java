@@ -1,6 +1,7 @@
 package io.github.taspdjl.runtime;
 
 import static io.github.taspdjl.NDAsserts.assertClose;
+import static io.github.taspdjl.NDAsserts.assertRelative;
 import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertNotNull;
 import static org.testng.Assert.assertTrue;
@@ -9,10 +10,12 @@ import static org.testng.Assert.expectThrows;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.github.taspdjl.attention.ReferenceAttention;
 import io.github.taspdjl.attention.TaspAttention;
 import io.github.taspdjl.jni.NativeGroup;
+import io.github.taspdjl.jni.NativeOps;
 import io.github.taspdjl.plan.Strategy;
 import java.util.ArrayList;
 import java.util.List;
@@ -122,6 +125,26 @@ public class HeadParallelAttentionTest {
             assertNotNull(group.plan(true).headParallel());
             check(group, m, true, 8, 2, 77);
             check(group, m, false, 8, 2, 64); // the group runs again, with another plan
+        }
+    }
+
+    @Test
+    public void bfloat16MatchesWithinOnePercent() {
+        for (SequenceParallelGroup.Builder b : List.of(SequenceParallelGroup.builder().worldSize(4).strategy(Strategy.ULYSSES),
+                SequenceParallelGroup.builder().worldSize(8).hybrid(2, Strategy.TASP))) {
+            for (boolean causal : new boolean[] {false, true}) {
+                try (SequenceParallelGroup group = b.timeout(20_000).build(); NDManager m = manager.newSubManager()) {
+                    NDArray q = NativeOps.cast(m.randomNormal(new Shape(1, 8, 61, 8)), DataType.BFLOAT16);
+                    NDArray k = NativeOps.cast(m.randomNormal(new Shape(1, 2, 61, 8)), DataType.BFLOAT16);
+                    NDArray v = NativeOps.cast(m.randomNormal(new Shape(1, 2, 61, 8)), DataType.BFLOAT16);
+                    TaspAttention.Result ours = TaspAttention.forward(group, q, k, v, causal, null);
+                    ReferenceAttention.Result ref = ReferenceAttention.compute(q.toType(DataType.FLOAT32, true),
+                            k.toType(DataType.FLOAT32, true), v.toType(DataType.FLOAT32, true), causal, null);
+                    String what = group.plan(causal) + " bf16";
+                    assertRelative(ours.output().toType(DataType.FLOAT32, false), ref.output(), 1e-2, what + " output");
+                    assertRelative(ours.lse(), ref.lse(), 1e-2, what + " lse");
+                }
+            }
         }
     }
 

@@ -1,11 +1,18 @@
 package io.github.taspdjl.runtime;
 
+import static io.github.taspdjl.NDAsserts.assertRelative;
 import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertTrue;
 
 import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
 import io.github.taspdjl.attention.ReferenceAttention;
+import io.github.taspdjl.attention.TaspAttention;
+import io.github.taspdjl.jni.NativeOps;
 import io.github.taspdjl.plan.Strategy;
 import org.testng.annotations.AfterClass;
 import org.testng.annotations.BeforeClass;
@@ -60,6 +67,34 @@ public class HeadParallelBackwardTest {
             assertEquals(group.plan(causal).headParallel().degree(), degree);
             double err = DistributedBackwardTest.relativeError(group, m, causal, heads, kvHeads, seq, 8);
             assertTrue(err <= TOLERANCE, group.plan(causal) + " heads " + heads + "/" + kvHeads + ": relative error " + err);
+        }
+    }
+
+    @Test
+    public void bfloat16GradientsOfSharedKeyValueHeadsAddUpInFloat32() {
+        // 8 query heads, 1 key/value head on 4 ranks: every member holds a copy of the key/value head
+        try (SequenceParallelGroup group = SequenceParallelGroup.builder().worldSize(4).strategy(Strategy.ULYSSES)
+                        .timeout(20_000).build();
+                NDManager m = manager.newSubManager()) {
+            NDArray q = NativeOps.cast(m.randomNormal(new Shape(1, 8, 57, 8)), DataType.BFLOAT16);
+            NDArray k = NativeOps.cast(m.randomNormal(new Shape(1, 1, 57, 8)), DataType.BFLOAT16);
+            NDArray v = NativeOps.cast(m.randomNormal(new Shape(1, 1, 57, 8)), DataType.BFLOAT16);
+            NDArray dout = NativeOps.cast(m.randomNormal(new Shape(1, 8, 57, 8)), DataType.BFLOAT16);
+            TaspAttention.Result fwd = TaspAttention.forward(group, q, k, v, true, null);
+            TaspAttention.Gradients ours = TaspAttention.backward(group, dout, q, k, v, fwd.output(), fwd.lse(), true, null);
+            NDArray q32 = q.toType(DataType.FLOAT32, true);
+            NDArray k32 = k.toType(DataType.FLOAT32, true);
+            NDArray v32 = v.toType(DataType.FLOAT32, true);
+            q32.setRequiresGradient(true);
+            k32.setRequiresGradient(true);
+            v32.setRequiresGradient(true);
+            try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                NDArray out = ReferenceAttention.compute(q32, k32, v32, true, null).output();
+                gc.backward(out.mul(dout.toType(DataType.FLOAT32, true)).sum());
+            }
+            assertRelative(ours.dq().toType(DataType.FLOAT32, false), q32.getGradient(), 1e-2, "dq");
+            assertRelative(ours.dk().toType(DataType.FLOAT32, false), k32.getGradient(), 1e-2, "dk");
+            assertRelative(ours.dv().toType(DataType.FLOAT32, false), v32.getGradient(), 1e-2, "dv");
         }
     }
 }
