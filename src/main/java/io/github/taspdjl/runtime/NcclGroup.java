@@ -54,7 +54,11 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
 
     @Override
     public Plan plan(boolean causal) {
-        return plans.computeIfAbsent(causal, c -> Planner.plan(topology, strategy, c)); // validated by the planner
+        return plans.computeIfAbsent(causal, c -> {
+            Plan p = Planner.plan(topology, strategy, c); // validated by the planner
+            RankProgram.requireTokenChunks(p);
+            return p;
+        });
     }
 
     /** This rank's part of the forward (its shard, see {@link Sharding}); every rank must call it. */

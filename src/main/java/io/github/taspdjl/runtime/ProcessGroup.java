@@ -194,7 +194,9 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
     }
 
     private static Plan planFor(Topology topology, Strategy strategy, boolean causal) {
-        return PlanValidator.requireValid(Planner.plan(topology, strategy, causal));
+        Plan plan = PlanValidator.requireValid(Planner.plan(topology, strategy, causal));
+        RankProgram.requireTokenChunks(plan);
+        return plan;
     }
 
     /** Options of a process group; {@link #join()} blocks until every rank joined. */

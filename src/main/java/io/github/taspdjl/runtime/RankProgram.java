@@ -48,10 +48,7 @@ public final class RankProgram {
     private final long[] capacity;
 
     private RankProgram(Plan plan, long seqLen, PackedSequence documents) {
-        if (plan.headParallel() != null) {
-            throw new IllegalArgumentException(plan.strategy().cliName() + " moves heads: only its inner plan ("
-                    + plan.headParallel().inner().strategy().cliName() + ") is lowered to programs (HeadParallelForward)");
-        }
+        requireTokenChunks(plan);
         this.plan = plan;
         this.layout = plan.layout();
         this.seqLen = seqLen;
@@ -106,6 +103,19 @@ public final class RankProgram {
             }
             recvStart.add(starts);
             recvChunk.add(chunks);
+        }
+    }
+
+    /**
+     * Throws for plans that move heads (ulysses, hybrid): programs are lowered from token-chunk plans only
+     * (a head-parallel plan's inner plan), and the head-parallel forward and backward run on in-process
+     * groups only so far.
+     */
+    public static void requireTokenChunks(Plan plan) {
+        if (plan.headParallel() != null) {
+            throw new IllegalArgumentException(plan.strategy().cliName() + " moves heads with an all-to-all, which runs on"
+                    + " in-process groups (SequenceParallelGroup) only so far; between processes (TCP) and over NCCL use a"
+                    + " strategy that moves token chunks (ring, zigzag, tasp, tasp-causal, tasp-hier, direct, auto)");
         }
     }
 

@@ -164,6 +164,13 @@ public class HeadParallelAttentionTest {
         }
     }
 
+    @Test
+    public void processAndNcclGroupsRefuseHeadParallelPlansSayingWhere() {
+        IllegalArgumentException e = expectThrows(IllegalArgumentException.class,
+                () -> RankProgram.lowerAll(io.github.taspdjl.plan.Planner.ulysses(4, false), 64));
+        assertTrue(e.getMessage().contains("in-process groups (SequenceParallelGroup) only so far"), e.getMessage());
+    }
+
     @Test(timeOut = 30_000)
     public void allToAllRanksThatDisagreeOrStayAwayFailEveryRank() throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(3);
