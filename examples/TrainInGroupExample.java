@@ -8,9 +8,9 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
-import ai.djl.training.loss.Loss;
 import io.github.taspdjl.attention.TaspTransformerLayer;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
+import io.github.taspdjl.training.Losses;
 import io.github.taspdjl.training.TaspTrainer;
 
 /**
@@ -30,7 +30,7 @@ public final class TrainInGroupExample {
             net.add(Linear.builder().setUnits(64).build());
             model.setBlock(net);
             // TaspTrainer instead of model.newTrainer: its gradient collector runs the distributed backward
-            try (Trainer trainer = TaspTrainer.of(model, new DefaultTrainingConfig(Loss.l2Loss()))) {
+            try (Trainer trainer = TaspTrainer.of(model, new DefaultTrainingConfig(Losses.l2Loss()))) {
                 trainer.initialize(new Shape(1, 4096, 64));
                 for (int step = 0; step < 3; step++) {
                     NDList x = new NDList(manager.randomNormal(new Shape(1, 4096, 64)));

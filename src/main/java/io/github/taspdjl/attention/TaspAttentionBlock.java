@@ -12,6 +12,7 @@ import ai.djl.nn.norm.Dropout;
 import ai.djl.nn.transformer.ScaledDotProductAttentionBlock;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
+import io.github.taspdjl.jni.ScalarOps;
 import io.github.taspdjl.runtime.PackedSequence;
 import io.github.taspdjl.runtime.RankContext;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
@@ -404,7 +405,8 @@ public final class TaspAttentionBlock extends AbstractBlock {
             k = k.repeat(1, headCount / kvHeadCount);
             v = v.repeat(1, headCount / kvHeadCount);
         }
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(1f / (float) Math.sqrt(h));
+        // Not mul(Number): autograd would keep a constant whose memory the GC frees (ScalarOps).
+        NDArray scores = ScalarOps.mul(q.matMul(k.transpose(0, 1, 3, 2)), 1f / (float) Math.sqrt(h));
         NDManager mm = scores.getManager();
         if (mask != null) {
             NDArray keep = mask.reshape(b, 1, t, f).toType(DataType.FLOAT32, false);

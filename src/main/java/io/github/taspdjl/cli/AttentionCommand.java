@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.github.taspdjl.attention.FlashAttention;
 import io.github.taspdjl.jni.NativeOps;
+import io.github.taspdjl.jni.ScalarOps;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -112,7 +113,7 @@ public final class AttentionCommand implements Callable<Integer> {
             try (var gc = engine.newGradientCollector()) {
                 NDArray kk = group > 1 ? k.repeat(1, group) : k;
                 NDArray vv = group > 1 ? v.repeat(1, group) : v;
-                NDArray scores = q.matMul(kk.transpose(0, 1, 3, 2)).mul(1.0 / Math.sqrt(q.getShape().get(3)));
+                NDArray scores = ScalarOps.mul(q.matMul(kk.transpose(0, 1, 3, 2)), 1.0 / Math.sqrt(q.getShape().get(3)));
                 if (causal) {
                     long s = q.getShape().get(2);
                     NDManager m = q.getManager();

@@ -56,6 +56,8 @@ public final class SwiGluMlp extends AbstractBlock {
     protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         NDArray g = gate.forward(ps, inputs, training, params).head();
         NDArray u = up.forward(ps, inputs, training, params).head();
-        return down.forward(ps, new NDList(Activation.swish(g, 1f).mul(u)), training, params);
+        // SiLU as g * sigmoid(g): DJL's Activation.swish multiplies by beta through mul(Number), a
+        // constant autograd keeps in memory the GC frees (ScalarOps says why).
+        return down.forward(ps, new NDList(g.mul(Activation.sigmoid(g)).mul(u)), training, params);
     }
 }

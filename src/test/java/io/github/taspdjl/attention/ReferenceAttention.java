@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import io.github.taspdjl.jni.ScalarOps;
 
 /**
  * Attention written with DJL's own operations over the whole sequence, materializing the scores:
@@ -28,7 +29,8 @@ public final class ReferenceAttention {
             k = k.repeat(1, heads / kvHeads);
             v = v.repeat(1, heads / kvHeads);
         }
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(s);
+        // Not mul(Number): autograd would keep a constant whose memory the GC frees (ScalarOps).
+        NDArray scores = ScalarOps.mul(q.matMul(k.transpose(0, 1, 3, 2)), s);
         if (causal) {
             NDManager m = q.getManager();
             NDArray rows = m.arange(0, (int) qLen, 1, DataType.INT64).reshape(qLen, 1);

@@ -15,7 +15,6 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import io.github.taspdjl.attention.TaspTransformerLayer;
@@ -75,7 +74,7 @@ public class TaspTrainerTest {
     }
 
     static DefaultTrainingConfig config() {
-        return new DefaultTrainingConfig(Loss.l2Loss())
+        return new DefaultTrainingConfig(Losses.l2Loss())
                 // SGD: parameter differences then mirror gradient differences (Adam's first steps are
                 // lr * sign(g), which flips on the key bias, whose exact gradient is zero)
                 .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.05f)).build());
