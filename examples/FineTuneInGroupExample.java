@@ -11,11 +11,11 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.training.listener.TrainingListener;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import io.github.taspdjl.attention.TaspTransformerLayer;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
+import io.github.taspdjl.training.Losses;
 import io.github.taspdjl.training.TaspTrainer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -61,7 +61,7 @@ public final class FineTuneInGroupExample {
                 NDArray x = manager.randomNormal(new Shape(4, SEQ, E));
                 NDArray y = manager.randomNormal(new Shape(4, SEQ, E));
                 ArrayDataset data = new ArrayDataset.Builder().setData(x).optLabels(y).setSampling(1, false).build();
-                DefaultTrainingConfig config = new DefaultTrainingConfig(Loss.l2Loss())
+                DefaultTrainingConfig config = new DefaultTrainingConfig(Losses.l2Loss())
                         .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.05f)).build())
                         .addTrainingListeners(TrainingListener.Defaults.basic());
                 try (Trainer trainer = TaspTrainer.of(model, config)) {
