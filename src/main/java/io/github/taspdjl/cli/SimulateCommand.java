@@ -51,12 +51,12 @@ public final class SimulateCommand implements Callable<Integer> {
 
     @Option(names = "--paper-grid", description = "Run the TASP paper's reference-harness grid (8 GPUs, bf16, head dim 64,"
             + " 4/12/20 heads, seq k*3360, batch*seq <= 10M, full mask, forward, vs ring) on every single-node preset"
-            + " (or the given topology) with the harness's per-step host synchronization, and print average and"
+            + " (or the given topology) as the harness runs it (see --harness), and print average and"
             + " largest speedups next to the paper's.")
     boolean paperGrid;
 
-    @Option(names = "--harness", description = "Predict as the paper's reference harness runs (host synchronized every step,"
-            + " received chunks concatenated) instead of this project's executor.")
+    @Option(names = "--harness", description = "Predict as the paper's reference harness runs (host waits for every step's"
+            + " transfers, issues each eager operation itself, received chunks concatenated) instead of this project's executor.")
     boolean harness;
 
     @Option(names = "--heads", defaultValue = "32", description = "Query heads (default: ${DEFAULT-VALUE}).")
@@ -142,9 +142,11 @@ public final class SimulateCommand implements Callable<Integer> {
         CostModel.Parameters harnessParams = CostModel.Parameters.defaults().referenceHarness();
         out.printf(Locale.ROOT, "reference grid: %d problems (%d GPUs, bf16, head dim %d, heads %s, seq k*%d for k in %s,"
                 + " batch from the same list with batch*seq <= %,d tokens, full mask, forward), tasp against ring,"
-                + " predicted with the harness's per-step host synchronization (%.0f us)%n", ReferenceGrid.problems().size(),
+                + " predicted as the harness runs: host waits for every step's transfers (%.0f us to wake up), %.1f us"
+                + " per eager operation it issues, attention overlapping the transfers%n", ReferenceGrid.problems().size(),
                 ReferenceGrid.GPUS, ReferenceGrid.HEAD_DIM, ReferenceGrid.HEADS, ReferenceGrid.SEQUENCE_UNIT,
-                ReferenceGrid.MULTIPLES, ReferenceGrid.MAX_TOKENS, harnessParams.hostSyncSeconds() * 1e6);
+                ReferenceGrid.MULTIPLES, ReferenceGrid.MAX_TOKENS, harnessParams.hostSyncSeconds() * 1e6,
+                CostModel.Parameters.HARNESS_EAGER_OP_SECONDS * 1e6);
         for (Topology t : machines) {
             ReferenceGrid.Summary s = ReferenceGrid.run(t, harnessParams);
             var paper = ReferenceGrid.paper(t);

@@ -136,6 +136,13 @@ public final class CostModel {
         /** Host synchronization of the paper's reference harness per step (see {@link #referenceHarness()}). */
         public static final double HARNESS_HOST_SYNC_SECONDS = 25e-6;
 
+        /**
+         * Host time of one eager PyTorch operation in the harness's Python loop (an indexing view, a tensor
+         * allocation, a concatenation, a kernel launch, an event record): PyTorch's operator micro-benchmark
+         * measures 3.3 us for an eager {@code split} on CUDA (pytorch/pytorch#32194); see docs/PERFORMANCE.md.
+         */
+        public static final double HARNESS_EAGER_OP_SECONDS = 3.3e-6;
+
         /** The defaults; docs/PERFORMANCE.md gives the source of each. */
         public static Parameters defaults() {
             Map<LinkKind, LinkParams> l = new EnumMap<>(LinkKind.class);
@@ -293,17 +300,77 @@ public final class CostModel {
         }
         double blockTokens = (double) problem.seqLen() / layout.blockCount();
         double chunkBytes = blockTokens / layout.chunksPerRank() * layout.blocksPerRank() * problem.kvBytesPerToken();
+        if (params.harness()) {
+            return predictHarness(plan, problem, layout, blockTokens, chunkBytes);
+        }
         List<StepCost> out = new ArrayList<>();
         double total = 0;
         for (Step step : plan.steps()) {
             double comm = comm(step, chunkBytes);
             double compute = compute(step, layout, blockTokens, problem);
-            double seconds = params.harness() ? Math.max(comm + (step.transfers().isEmpty() ? 0 : params.hostSyncSeconds()), compute)
-                    : Math.max(comm, compute) + params.stepSeconds();
+            double seconds = Math.max(comm, compute) + params.stepSeconds();
             out.add(new StepCost(step.index(), comm, compute, seconds));
             total += seconds;
         }
         return new Prediction(plan, problem, out, total);
+    }
+
+    /**
+     * The reference harness's timeline (HamiltonAttention's {@code *_profile} forwards): one host thread and two
+     * streams. Each step the host first issues its eager operations up to the transfers (indexing K and V out of
+     * every stacked received chunk, the receive buffers, the collective and its wait on the communication
+     * stream, the two timing events), then the attention's operations on the default stream (concatenation of
+     * the chunks, one flash-attention call, the merge, two events), then blocks until the transfers are done
+     * ({@code stream_comm.synchronize()}, {@link Parameters#hostSyncSeconds} to wake up). Attention waits for
+     * nothing on the GPU but for the host to issue it and for the previous step's attention: it overlaps the
+     * transfers of its own step and, when it runs longer, those of the next steps. The timed span runs from an
+     * event recorded before the first step to one recorded after the last step's attention. A step's
+     * {@link StepCost#seconds} is how far it moves the later of the attention stream's end and the host.
+     */
+    private Prediction predictHarness(Plan plan, ProblemSize problem, SequenceLayout layout, double blockTokens,
+            double chunkBytes) {
+        double op = Parameters.HARNESS_EAGER_OP_SECONDS;
+        double host = 0;
+        double attentionEnd = 0;
+        double frontier = 0;
+        List<StepCost> out = new ArrayList<>();
+        List<Step> steps = plan.steps();
+        for (int i = 0; i < steps.size(); i++) {
+            Step step = steps.get(i);
+            double comm = comm(step, chunkBytes);
+            double compute = compute(step, layout, blockTokens, problem);
+            int chunks = chunksPerCall(step);
+            boolean transfers = !step.transfers().isEmpty();
+            // K and V of every stacked chunk indexed out (lists of views), then the comm events and, when it
+            // sends, two receive buffers, the collective and its wait
+            int before = (chunks > 1 ? 2 * chunks : 0) + 2 + (transfers ? HARNESS_TRANSFER_OPS : 0);
+            // the attention's events, its concatenation of K and of V, one flash call, the merge
+            int attention = 2 + (chunks > 1 ? 2 : 0) + 2;
+            double posted = host + before * op;
+            double commEnd = posted + (transfers ? comm : 0);
+            attentionEnd = Math.max(attentionEnd, posted + op) + compute;
+            double issued = posted + attention * op;
+            host = transfers ? Math.max(commEnd, issued) + params.hostSyncSeconds() : issued + op;
+            // the last step's host time is the end event's record after its attention is issued
+            double next = Math.max(attentionEnd, host);
+            out.add(new StepCost(step.index(), comm, compute, next - frontier));
+            frontier = next;
+        }
+        return new Prediction(plan, problem, out, frontier);
+    }
+
+    /** Eager operations the harness issues to post one step's transfers: two receive buffers, the collective, its wait. */
+    static final int HARNESS_TRANSFER_OPS = 4;
+
+    /** The most tasks one attention call of the step fuses (the chunks the harness concatenates), at least 1. */
+    private static int chunksPerCall(Step step) {
+        Map<List<Integer>, Integer> calls = new HashMap<>();
+        int most = 1;
+        for (AttentionTask task : step.compute()) {
+            List<Integer> key = List.of(task.rank(), task.queryBlock(), task.mask().ordinal(), task.slot().buffer());
+            most = Math.max(most, calls.merge(key, 1, Integer::sum));
+        }
+        return most;
     }
 
     private double comm(Step step, double chunkBytes) {
