@@ -39,10 +39,13 @@ import java.util.Objects;
  *       the device's memory bandwidth. Step compute = the busiest rank.
  *   <li><b>Overlap</b>: a step's transfers run during its compute (which works on the previous step's
  *       chunks): step time = max(comm, compute) + a fixed per-step synchronisation cost.
- *   <li><b>Reference harness</b> ({@link Parameters#referenceHarness()}): the paper's Python harness
- *       synchronizes the host with the communication stream every step and concatenates the received
- *       chunks before one attention call; step time = max(comm + hostSyncSeconds, compute + copy of the
- *       concatenated keys and values).
+ *   <li><b>Reference harness</b> ({@link Parameters#referenceHarness()}): the paper's Python harness, as its
+ *       code runs: one host thread issues every eager operation itself ({@link
+ *       Parameters#HARNESS_EAGER_OP_SECONDS} each; TASP indexes K and V out of each of its stacked chunks and
+ *       concatenates them before one attention call every step), posts the step's transfers on a
+ *       communication stream, issues the attention on the default stream, and then waits for the transfers
+ *       ({@code hostSyncSeconds} to wake up). Attention overlaps the transfers, and lags behind the host when
+ *       it is the longer; see {@code predictHarness}.
  * </ul>
  *
  * Every default is in {@link Parameters#defaults()}, with its source in docs/PERFORMANCE.md.
@@ -81,18 +84,26 @@ public final class CostModel {
      * @param attentionFlops attention FLOP/s of a large call (forward, bf16)
      * @param computeUnits streaming multiprocessors (NVIDIA) or compute units (AMD): tiles run in waves of this many
      * @param memoryBytesPerSecond memory bandwidth a streaming kernel reaches (not the data sheet's peak)
+     * @param keyTileTokens key tokens per block of the attention kernel's inner loop: a call computes whole
+     *     blocks, so its keys count rounded up to this (128 for FlashAttention-2 at head dimension 64, 64 for
+     *     the composable-kernel flash attention of ROCm)
      */
-    public record DeviceParams(double attentionFlops, int computeUnits, double memoryBytesPerSecond) {
+    public record DeviceParams(double attentionFlops, int computeUnits, double memoryBytesPerSecond, int keyTileTokens) {
 
         public DeviceParams {
-            if (!(attentionFlops > 0) || computeUnits < 1 || !(memoryBytesPerSecond > 0)) {
+            if (!(attentionFlops > 0) || computeUnits < 1 || !(memoryBytesPerSecond > 0) || keyTileTokens < 1) {
                 throw new IllegalArgumentException("device figures must be positive: " + attentionFlops + " FLOP/s, "
-                        + computeUnits + " units, " + memoryBytesPerSecond + " B/s");
+                        + computeUnits + " units, " + memoryBytesPerSecond + " B/s, key tile " + keyTileTokens);
             }
         }
 
+        /** Figures of a device whose attention kernel works in FlashAttention-2's blocks of 128 keys. */
+        public DeviceParams(double attentionFlops, int computeUnits, double memoryBytesPerSecond) {
+            this(attentionFlops, computeUnits, memoryBytesPerSecond, 128);
+        }
+
         DeviceParams withFlops(double flops) {
-            return new DeviceParams(flops, computeUnits, memoryBytesPerSecond);
+            return new DeviceParams(flops, computeUnits, memoryBytesPerSecond, keyTileTokens);
         }
     }
 
@@ -163,15 +174,17 @@ public final class CostModel {
             d.put(GpuGeneration.H100, new DeviceParams(350e12, 132, 2.90e12));
             d.put(GpuGeneration.H200, new DeviceParams(350e12, 132, 4.3e12));
             d.put(GpuGeneration.B200, new DeviceParams(700e12, 148, 7.2e12));
-            d.put(GpuGeneration.MI300X, new DeviceParams(328.6e12, 304, 4.11e12));
+            // ROCm's flash attention (composable kernel) runs 128 query rows by 64 keys at head dimension 64
+            d.put(GpuGeneration.MI300X, new DeviceParams(328.6e12, 304, 4.11e12, 64));
             d.put(GpuGeneration.UNKNOWN, new DeviceParams(100e12, 100, 1.0e12));
             return new Parameters(l, d, new DeviceParams(0.1e12, 1, 10e9), 5e-6, 10e-6, 64, 128, 10, 0);
         }
 
         /**
-         * These figures as the paper's reference harness runs (HamiltonAttention's profiling forward): the
+         * These figures as the paper's reference harness runs (HamiltonAttention's profiling forwards): the
          * host waits for every step's transfers before it posts the next ones
-         * ({@value #HARNESS_HOST_SYNC_SECONDS} s each), and the received chunks are concatenated before one
+         * ({@value #HARNESS_HOST_SYNC_SECONDS} s each to wake up), issues each eager operation itself
+         * ({@value #HARNESS_EAGER_OP_SECONDS} s each), and the received chunks are concatenated before one
          * attention call.
          */
         public Parameters referenceHarness() {
@@ -489,8 +502,11 @@ public final class CostModel {
 
     /** One attention call that writes its output directly (no merge): a launch and the FLOPs. */
     double attentionSeconds(DeviceParams d, ProblemSize p, double q, double kv, boolean causal) {
-        double flops = 4.0 * p.batch() * p.heads() * q * kv * p.headDim() * (causal ? 0.5 : 1.0);
-        double kvEfficiency = kv / (kv + params.kvOverheadTokens());
+        // the kernel computes whole tiles: a last, partial tile of queries or block of keys costs a full one
+        double rows = Math.ceil(q / params.queryTileRows()) * params.queryTileRows();
+        double keys = Math.ceil(kv / d.keyTileTokens()) * d.keyTileTokens();
+        double flops = 4.0 * p.batch() * p.heads() * rows * keys * p.headDim() * (causal ? 0.5 : 1.0);
+        double kvEfficiency = keys / (keys + params.kvOverheadTokens());
         double tiles = (double) p.batch() * p.heads() * Math.ceil(q / params.queryTileRows());
         double waves = Math.ceil(tiles / d.computeUnits());
         double waveEfficiency = tiles / (waves * d.computeUnits());

@@ -216,6 +216,23 @@ public class CostModelTest {
     }
 
     @Test
+    public void attentionCallsComputeWholeKernelTiles() {
+        CostModel h100 = CostModel.of(TopologyPresets.get("h100-nvswitch-8"));
+        CostModel mi300x = CostModel.of(TopologyPresets.get("mi300x-xgmi-8"));
+        CostModel.DeviceParams nv = h100.parameters().devices().get(io.github.taspdjl.topology.GpuGeneration.H100);
+        CostModel.DeviceParams amd = mi300x.parameters().devices().get(io.github.taspdjl.topology.GpuGeneration.MI300X);
+        ProblemSize p = new ProblemSize(128, 8 * 3360, 20, 20, 64, 2);
+        // 420 query rows are computed as 4 tiles of 128, the same work as 512
+        assertEquals(h100.attentionSeconds(nv, p, 420, 512, false), h100.attentionSeconds(nv, p, 512, 512, false), 1e-15);
+        // keys round up to the kernel's key block: 128 for FlashAttention-2, 64 for ROCm's flash attention
+        assertEquals(h100.attentionSeconds(nv, p, 512, 420, false), h100.attentionSeconds(nv, p, 512, 512, false), 1e-15);
+        assertEquals(mi300x.attentionSeconds(amd, p, 512, 420, false), mi300x.attentionSeconds(amd, p, 512, 448, false), 1e-15);
+        assertTrue(mi300x.attentionSeconds(amd, p, 512, 420, false) < mi300x.attentionSeconds(amd, p, 512, 512, false));
+        // one token more than a whole block costs a block more
+        assertTrue(h100.attentionSeconds(nv, p, 512, 513, false) > h100.attentionSeconds(nv, p, 512, 512, false) * 1.2);
+    }
+
+    @Test
     public void referenceGridIsTheHarnessGrid() {
         List<ProblemSize> grid = ReferenceGrid.problems();
         assertEquals(grid.size(), 444);
