@@ -12,6 +12,7 @@ import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
 import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -89,7 +90,7 @@ public final class BenchCommand implements Callable<Integer> {
         final Strategy requested; // null: one device
         SequenceParallelGroup group;
         Plan plan;
-        final List<double[]> runs = new ArrayList<>(); // {comm, compute, wait, total} ms
+        final List<double[]> runs = new ArrayList<>(); // {comm, compute, wait, total, process CPU} ms
 
         Series(Strategy requested) {
             this.requested = requested;
@@ -139,6 +140,7 @@ public final class BenchCommand implements Callable<Integer> {
                         "emulated all-to-all fabric at %.3f GB/s per link and direction", linkGbps) : "no link emulation",
                 batch, heads, seq, headDim, kvHeads, causal ? "causal" : "full mask", repeats);
         Progress progress = new Progress(System.err, series.size() * (repeats + 1));
+        double loadBefore = loadAverage();
         try (NDManager m = NDManager.newBaseManager("PyTorch")) {
             NDArray q = m.randomNormal(new Shape(batch, heads, seq, headDim));
             NDArray k = m.randomNormal(new Shape(batch, kvHeads, seq, headDim));
@@ -193,10 +195,20 @@ public final class BenchCommand implements Callable<Integer> {
                 + (backward ? "forward plus backward (comm, compute, wait: the backward's)." : "forward."));
         if (single) {
             double one = median(series.get(0).column(3));
+            double oneCpu = median(series.get(0).column(4));
             for (Series s : series.subList(1, series.size())) {
-                out.printf(Locale.ROOT, "%s on %d ranks / one device = %.2fx (median totals; the same %d cores run both)%n",
-                        s.name(), ranks, median(s.column(3)) / one, Runtime.getRuntime().availableProcessors());
+                // The process CPU clock ticks in milliseconds or coarser: tiny runs read 0.
+                String cpuRatio = oneCpu > 0 ? String.format(Locale.ROOT, "%.2fx", median(s.column(4)) / oneCpu)
+                        : "not measurable";
+                out.printf(Locale.ROOT, "%s on %d ranks / one device = %.2fx (median totals; the same %d cores run both);"
+                        + " process CPU time %s (median %.1f against %.1f ms)%n", s.name(), ranks,
+                        median(s.column(3)) / one, Runtime.getRuntime().availableProcessors(), cpuRatio,
+                        median(s.column(4)), oneCpu);
             }
+            // Wall time on shared cores depends on what else runs: other processes take a share of the cores
+            // that grows with their thread count, so say how busy the machine was.
+            out.printf(Locale.ROOT, "load average (1 min) %.1f before, %.1f after; process CPU time counts only this"
+                    + " process, so it varies less with other load than wall time%n", loadBefore, loadAverage());
         }
         Series ring = find(series, Strategy.RING, Strategy.ZIGZAG_RING);
         Series tasp = find(series, Strategy.TASP, Strategy.TASP_CAUSAL);
@@ -227,15 +239,20 @@ public final class BenchCommand implements Callable<Integer> {
                         : "; the ranges overlap, so another run may order them differently");
     }
 
-    /** One timed forward: {comm, compute, wait, total} ms (one device: compute = total, no comm or wait). */
+    /**
+     * One timed forward: {comm, compute, wait, total, process CPU} ms (one device: compute = total, no comm or
+     * wait).
+     */
     private double[] run(Series s, NDArray q, NDArray k, NDArray v) {
+        long c0 = processCpuNanos();
         long t0 = System.nanoTime();
         if (s.group == null) {
             FlashAttention.Result r = FlashAttention.forward(q, k, v, causal);
             double total = (System.nanoTime() - t0) / 1e6;
+            double cpu = (processCpuNanos() - c0) / 1e6;
             r.output().close();
             r.lse().close();
-            return new double[] {0, total, 0, total};
+            return new double[] {0, total, 0, total, cpu};
         }
         TaspAttention.Result r = TaspAttention.forward(s.group, q, k, v, causal, null);
         List<NativeGroup.RankStats> stats = r.stats();
@@ -249,10 +266,21 @@ public final class BenchCommand implements Callable<Integer> {
             }
         }
         double total = (System.nanoTime() - t0) / 1e6;
+        double cpu = (processCpuNanos() - c0) / 1e6;
         r.output().close();
         r.lse().close();
         return new double[] {mean(stats, NativeGroup.RankStats::commMs), mean(stats, NativeGroup.RankStats::computeMs),
-            mean(stats, NativeGroup.RankStats::waitMs), total};
+            mean(stats, NativeGroup.RankStats::waitMs), total, cpu};
+    }
+
+    /** CPU time of every thread of this process so far (-1 where the JVM cannot say). */
+    private static long processCpuNanos() {
+        java.lang.management.OperatingSystemMXBean os = ManagementFactory.getOperatingSystemMXBean();
+        return os instanceof com.sun.management.OperatingSystemMXBean sun ? sun.getProcessCpuTime() : -1;
+    }
+
+    private static double loadAverage() {
+        return ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
     }
 
     private static Series find(List<Series> series, Strategy... any) {

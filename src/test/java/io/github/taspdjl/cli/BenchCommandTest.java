@@ -48,7 +48,8 @@ public class BenchCommandTest {
         assertEquals(run.exit(), 0, out);
         assertTrue(out.contains("no link emulation"), out);
         assertTrue(out.contains("\none device "), out);
-        assertTrue(out.matches("(?s).*\ntasp on 4 ranks / one device = [0-9.]+x .*"), out);
+        assertTrue(out.matches("(?s).*\ntasp on 4 ranks / one device = [0-9.]+x .*; process CPU time ([0-9.]+x|not measurable) .*"), out);
+        assertTrue(out.matches("(?s).*\nload average \\(1 min\\) [0-9.-]+ before, [0-9.-]+ after.*"), out);
         assertEquals(CliRun.of("bench", "--link-gbps", "-1").exit(), 2);
     }
 
