@@ -37,7 +37,7 @@ import torch.nn.functional as F
 PROGRAM_MAGIC = 0x7A5B0001
 PROGRAM_VERSION = 1
 RETURN_MAP_MAGIC = 0x7A5B0B01
-RETURN_MAP_VERSION = 2
+RETURN_MAP_VERSION = 3
 GROUP_TIMEOUT_MS = 60000
 STAGE_BUDGET_S = 150.0       # later checks are not started past this (each reports an error row)
 PERF_BOUND = 0.95            # sdpa_ms / tasp_ms must be at least this

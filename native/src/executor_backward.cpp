@@ -13,10 +13,12 @@ namespace tasp {
 
 namespace {
 
-// What comes back to this rank in one backward step: tokens [dst_start, + count) of its
-// return-receive buffer add into its own key tokens [own_start, + count).
+// What comes back to this rank in one backward step b: tokens [dst_start, + count) of its
+// return-receive buffer 5 + b % 2 add into its own key gradients at `start` (kReturnToKeys) or into
+// its return buffer 3 + b % 2 at `start`, which it sends on in step b + 1 (kReturnToForward).
+constexpr int64_t kReturnToKeys = 0, kReturnToForward = 1;
 struct ReturnIn {
-  int64_t dst_start, count, own_start;
+  int64_t dst_start, count, kind, start;
 };
 
 struct Returns {
@@ -63,16 +65,20 @@ Returns add_returns(const int64_t* w, int64_t n, Program& p) {
                               dst_start});
     }
     for (int64_t j = 0; j < nr; ++j) {
-      int64_t peer = next(), dst_start = next(), count = next(), own_start = next();
+      int64_t peer = next(), dst_start = next(), count = next(), kind = next(), start = next();
       peer_ok(peer);
-      if (dst_start < 0 || count < 1 || dst_start + count > r.capacity || own_start < 0 ||
-          own_start + count > p.kv_tokens) {
-        bad("a return of tokens [" + std::to_string(dst_start) + ", +" + std::to_string(count) + ") into own tokens " +
-            std::to_string(own_start) + " does not fit (capacity " + std::to_string(r.capacity) + ", " +
-            std::to_string(p.kv_tokens) + " own tokens)");
+      if (kind != kReturnToKeys && (kind != kReturnToForward || b >= forward_steps)) {
+        bad("return kind " + std::to_string(kind) + " in step " + std::to_string(b));
+      }
+      const int64_t limit = kind == kReturnToKeys ? p.kv_tokens : p.recv_capacity;
+      if (dst_start < 0 || count < 1 || dst_start + count > r.capacity || start < 0 || start + count > limit) {
+        bad("a return of tokens [" + std::to_string(dst_start) + ", +" + std::to_string(count) + ") into tokens " +
+            std::to_string(start) + " of " + (kind == kReturnToKeys ? "its own keys" : "its return buffer") +
+            " does not fit (capacity " + std::to_string(r.capacity) + ", target " + std::to_string(limit) +
+            " tokens)");
       }
       sp.recvs.push_back(Recv{peer, kReturnRecvBuffer + b % 2, dst_start, count});
-      r.in[static_cast<size_t>(b)].push_back(ReturnIn{dst_start, count, own_start});
+      r.in[static_cast<size_t>(b)].push_back(ReturnIn{dst_start, count, kind, start});
     }
   }
   if (i != n) bad("trailing words");
@@ -108,15 +114,17 @@ Tensor from_token_major(AtenTensorHandle acc_tm, int32_t dtype) {
   return out;
 }
 
-// What arrived back in step `step` (its return-receive buffer) adds into the own accumulators.
+// What arrived back in step `step` (its return-receive buffer) adds into the own key gradients or
+// into the return buffer that step + 1 sends on.
 void add_returned(const Returns& returns, int64_t step, const RankBuffers& buf, AtenTensorHandle dk_acc,
                   AtenTensorHandle dv_acc) {
-  const int64_t b = kReturnRecvBuffer + step % 2;
+  const int64_t b = kReturnRecvBuffer + step % 2, forward = kReturnSendBuffer + step % 2;
   for (const ReturnIn& r : returns.in[static_cast<size_t>(step)]) {
     Tensor pk = token_view(buf.k[b].get(), r.dst_start, r.count);
     Tensor pv = token_view(buf.v[b].get(), r.dst_start, r.count);
-    add_rows_bhsd(dk_acc, r.own_start, pk.get());
-    add_rows_bhsd(dv_acc, r.own_start, pv.get());
+    const bool keys = r.kind == kReturnToKeys;
+    add_rows_bhsd(keys ? dk_acc : buf.k[forward].get(), r.start, pk.get());
+    add_rows_bhsd(keys ? dv_acc : buf.v[forward].get(), r.start, pv.get());
   }
 }
 
@@ -192,15 +200,20 @@ RankGradients run_backward(Transport& t, const int64_t* program, int64_t program
     RunDescriptor descriptor = describe(RunKind::kBackward, p, qi, ki, scale);
     t.start(p, descriptor, buffers);
     for (int64_t step = 0; step <= forward_steps; ++step) {
-      t.post(step);
+      // What step - 1 received is there (keys and values for the attention, returns for the adds).
       t.before_compute(step);
+      if (step >= 1) {
+        // What step - 1 received back, before this step sends on what it forwards (a small fp32 add).
+        add_returned(returns, step - 1, buf, dk_acc.get(), dv_acc.get());
+        t.returns_added(step);
+      }
+      t.post(step);
       auto t0 = Clock::now();
-      if (step >= 1) add_returned(returns, step - 1, buf, dk_acc.get(), dv_acc.get());
       const std::vector<Task>& tasks = p.steps[static_cast<size_t>(step)].tasks;
       // This step's gradients of received keys: the return buffer of its parity, sent in step + 1
       // (its previous contents went out in step - 1, which has completed).
       const int64_t ret = kReturnSendBuffer + step % 2;
-      if (std::any_of(tasks.begin(), tasks.end(), [](const Task& x) { return x.buffer != kOwnBuffer; })) {
+      if (p.recv_capacity > 0) {
         zero(buf.k[ret].get());
         zero(buf.v[ret].get());
       }

@@ -7,26 +7,30 @@
 //   * dq adds up locally, in fp32;
 //   * dk and dv of the rank's own keys add up in its fp32 accumulators;
 //   * dk and dv of keys received in step t - 1 and computed on in step t are summed (fp32) into the
-//     rank's return buffer of parity t (buffers 3, 4; executor_common.h) and travel back to the
-//     keys' owners in step t + 1, as transfers of their own next to that step's key/value transfers,
-//     so they overlap step t + 1's compute. They land in the owner's return-receive buffer of parity
-//     t + 1 (buffers 5, 6) and the owner adds them into its fp32 accumulators during step t + 2 (or
-//     after the last step). The backward has one step more than the forward: the last returns.
+//     rank's return buffer of parity t (buffers 3, 4; executor_common.h) and leave in step t + 1, as
+//     transfers of their own next to that step's key/value transfers, so they overlap step t + 1's
+//     compute. They land in a return-receive buffer of parity t + 1 (buffers 5, 6) of either
+//       - the rank the chunk was passed on to (a chain, as along ring and TASP cycles): it adds them,
+//         before posting step t + 2, into its own return buffer for that chunk, which it sends on in
+//         step t + 2; the accumulator trails the chunk one step behind over the same links, and the
+//         last holder sends it to the owner (on a Hamiltonian cycle, its successor); or
+//       - the owner (chunks passed on to several ranks), which adds them into its fp32 key gradients.
+//     The backward has one step more than the forward: the last returns.
 // Returns travel in fp32: a partial in the input dtype would be rounded once per rank that computed
 // on the chunk, an error that grows with the world size; fp32 keeps the sum exact to fp32 rounding at
 // any world size, for 2x the bytes of a bf16 return (the same bytes for fp32 inputs).
-// Returns go straight to the owner (one hop on an all-to-all fabric such as NVSwitch or the TCP mesh;
-// on other fabrics the transport routes them).
 // Memory per rank stays O(S / n): two return buffers of the receive capacity, two return-receive
 // buffers of the most tokens returned to the rank in one step.
 //
-// The return map (one array per rank, lowered by RankProgram from the same plan), version 2:
+// The return map (one array per rank, lowered by RankProgram.returnMapsAll from the same plan),
+// version 3:
 //   header: magic, version, forward steps S, return capacity (tokens, buffers 5 and 6)
 //   per backward step b = 0 .. S: n_sends, n_recvs, then
-//     n_sends x (owner, src_start, count, dst_start): tokens [src_start, + count) of return buffer
-//               3 + (b - 1) % 2 go to the owner's return-receive buffer 5 + b % 2 at dst_start;
-//     n_recvs x (peer, dst_start, count, own_start): tokens [dst_start, + count) of this rank's buffer
-//               5 + b % 2 come from `peer` and add into its own key tokens [own_start, + count).
+//     n_sends x (peer, src_start, count, dst_start): tokens [src_start, + count) of return buffer
+//               3 + (b - 1) % 2 go to the peer's return-receive buffer 5 + b % 2 at dst_start;
+//     n_recvs x (peer, dst_start, count, kind, start): tokens [dst_start, + count) of this rank's
+//               buffer 5 + b % 2 come from `peer` and add into its own key tokens [start, + count)
+//               (kind 0) or into its return buffer 3 + b % 2 at start (kind 1, sent on in b + 1).
 // Per peer pair the sends and receives of a step are in the same order (every transport pairs them).
 #pragma once
 
@@ -41,7 +45,7 @@ namespace tasp {
 class Transport;
 
 constexpr int64_t kReturnMapMagic = 0x7A5B0B01;
-constexpr int64_t kReturnMapVersion = 2;
+constexpr int64_t kReturnMapVersion = 3;
 
 struct RankGradients {
   Tensor dq;  // (B, Hq, Sq, D), input dtype

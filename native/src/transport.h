@@ -6,7 +6,8 @@
 //   * NcclTransport (transport_nccl.cpp, CUDA flavor): one rank per GPU, grouped ncclSend/ncclRecv
 //     on a communication stream, ordered against libtorch's compute stream with events.
 // The step protocol (executor.cpp): start, then per step post -> before_compute -> attention ->
-// after_compute, then finish; abort on any error.
+// after_compute, then finish; abort on any error. The backward (executor_backward.cpp) calls
+// before_compute first, adds what came back, returns_added, then post -> compute -> after_compute.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,9 @@ class Transport {
   virtual void before_compute(int64_t step) = 0;
   // After step `step`'s attention was issued: completes or orders the step's transfers.
   virtual void after_compute(int64_t step) = 0;
+  // Backward: the returns that step - 1 received were added into the buffers step `step` sends from
+  // (called after before_compute(step), before post(step)); orders those sends after the adds.
+  virtual void returns_added(int64_t /*step*/) {}
   // After the last step: every transfer done, so the buffers can be freed.
   virtual void finish() = 0;
   // Throws if a peer already failed (checked between attention tasks).

@@ -294,6 +294,12 @@ class NcclTransport final : public Transport {
     }
   }
 
+  // The sends of `step` read what the compute stream just added: the communication stream waits for it.
+  void returns_added(int64_t) override {
+    CudaEvent added;
+    added.order(compute_, comm_stream_);
+  }
+
   void after_compute(int64_t step) override {
     check_cu(cuda_driver().event_record(computed_[static_cast<size_t>(step)], compute_), "cuEventRecord");
     step_comm_ms_.push_back(0.0);  // asynchronous on the communication stream: not timed per step

@@ -30,7 +30,11 @@ public final class RankProgram {
     static final long MAGIC = 0x7A5B0001L;
     static final long RETURN_MAP_MAGIC = 0x7A5B0B01L;
     static final long VERSION = 1;
-    static final long RETURN_MAP_VERSION = 2;
+    static final long RETURN_MAP_VERSION = 3;
+    /** A received return adds into the receiver's own key gradients. */
+    static final long RETURN_TO_KEYS = 0;
+    /** A received return adds into the accumulator the receiver sends on in the next step. */
+    static final long RETURN_TO_FORWARD = 1;
     static final int OWN = 2;
 
     private final Plan plan;
@@ -143,16 +147,39 @@ public final class RankProgram {
 
     /**
      * The backward's return maps, indexed by rank (format in {@code native/src/executor_backward.h}):
-     * per backward step (the forward's steps and one more), the key/value gradients this rank sends
-     * back to the owners of keys it computed on in the step before, and those it receives back for
-     * its own keys. A step's partials go to each owner packed in (sender, position) order, the same
-     * order on both sides, so every transport pairs them alike.
+     * per backward step (the forward's steps and one more), the key/value gradient transfers this rank
+     * sends and those it receives, each received one added either into its own key gradients or into
+     * the accumulator it forwards next.
+     *
+     * <p>Where a chunk travels as a chain (every rank that received it passes it on to at most one
+     * rank, as along ring and TASP cycles), its gradient accumulator trails it one step behind along
+     * the same links: the rank that received the chunk in step t computes its share in step t + 1, adds
+     * what its predecessor sent and, in step t + 2, sends the sum to the rank it passed the chunk to,
+     * or to the owner if it was the last holder (on a Hamiltonian cycle the owner is the next rank).
+     * So each step's returns use the links of the forward's step before, link-disjoint where the
+     * forward is. Otherwise (a holder passing the chunk to several ranks) every holder sends its share
+     * straight to the owner. Per receiver and step, returns are packed in (sender, position) order,
+     * the same order on both sides, so every transport pairs them alike.
      */
     public static long[][] returnMapsAll(Plan plan, long seqLen) {
         RankProgram p = new RankProgram(plan, seqLen, null);
         int steps = plan.steps().size();
-        List<List<List<long[]>>> sends = new ArrayList<>(); // [rank][step] -> (owner, src, count, dst)
-        List<List<List<long[]>>> recvs = new ArrayList<>(); // [rank][step] -> (peer, dst, count, ownStart)
+        // (step, sender, chunk) -> the transfers of that chunk from that sender in that step
+        Map<String, List<Transfer>> passes = new HashMap<>();
+        for (Step step : plan.steps()) {
+            for (Transfer x : step.transfers()) {
+                passes.computeIfAbsent(step.index() + "/" + x.src() + "/" + x.chunk(), k -> new ArrayList<>()).add(x);
+            }
+        }
+        java.util.Set<ChunkId> fannedOut = new java.util.HashSet<>();
+        for (Map.Entry<String, List<Transfer>> e : passes.entrySet()) {
+            Transfer x = e.getValue().get(0);
+            if (e.getValue().size() > 1 && x.src() != x.chunk().owner()) {
+                fannedOut.add(x.chunk());
+            }
+        }
+        List<List<List<long[]>>> sends = new ArrayList<>(); // [rank][step] -> (peer, src, count, dst)
+        List<List<List<long[]>>> recvs = new ArrayList<>(); // [rank][step] -> (peer, dst, count, kind, start)
         for (int r = 0; r < p.n; r++) {
             sends.add(new ArrayList<>());
             recvs.add(new ArrayList<>());
@@ -163,14 +190,25 @@ public final class RankProgram {
         }
         long[] capacity = new long[p.n];
         for (int b = 2; b <= steps; b++) {
+            int received = b - 2; // computed in step b - 1 on what step b - 2 received
             long[] packed = new long[p.n];
             for (int r = 0; r < p.n; r++) {
-                // computed in step b - 1 on what step b - 2 received
-                for (long[] range : p.receivedRanges(r, b - 2)) {
-                    int owner = (int) range[2];
-                    sends.get(r).get(b).add(new long[] {owner, range[0], range[1], packed[owner]});
-                    recvs.get(owner).get(b).add(new long[] {r, packed[owner], range[1], range[3]});
-                    packed[owner] += range[1];
+                for (long[] range : p.receivedRanges(r, received)) {
+                    ChunkId chunk = p.recvChunk.get(r).get(received).get((int) range[4]);
+                    int to = chunk.owner();
+                    long kind = RETURN_TO_KEYS;
+                    long start = range[3];
+                    List<Transfer> next = passes.get((received + 1) + "/" + r + "/" + chunk);
+                    // Chain on only if the next holder computes on the chunk (received before the last step).
+                    if (next != null && !fannedOut.contains(chunk) && received + 1 <= steps - 2) {
+                        Transfer x = next.get(0);
+                        to = x.dst();
+                        kind = RETURN_TO_FORWARD;
+                        start = p.recvStart.get(to).get(received + 1).get(x.recvSlot().position()) + range[5];
+                    }
+                    sends.get(r).get(b).add(new long[] {to, range[0], range[1], packed[to]});
+                    recvs.get(to).get(b).add(new long[] {r, packed[to], range[1], kind, start});
+                    packed[to] += range[1];
                 }
             }
             for (int r = 0; r < p.n; r++) {
@@ -198,7 +236,8 @@ public final class RankProgram {
 
     /**
      * What rank r received in step {@code received}, as (start in buffer received % 2, count, owner,
-     * owner's local start), one entry per chunk range, in position order.
+     * owner's local start, position, offset of this range within the chunk), one entry per chunk
+     * range, in position order.
      */
     private List<long[]> receivedRanges(int r, int received) {
         List<long[]> ranges = new ArrayList<>();
@@ -211,7 +250,7 @@ public final class RankProgram {
             for (int k = 0; k < parts.length; k++) {
                 long count = parts[k][1] - parts[k][0];
                 long[] owner = locate(chunk.owner(), 0, Slot.local(0), chunk, k);
-                ranges.add(new long[] {at, count, chunk.owner(), owner[1]});
+                ranges.add(new long[] {at, count, chunk.owner(), owner[1], e.getKey(), at - e.getValue()});
                 at += count;
             }
         }

@@ -162,7 +162,7 @@ public class DistributedBackwardTest {
             if (sends > 0) {
                 return i + 2;
             }
-            i += 2 + 4 * (int) (sends + recvs);
+            i += 2 + 4 * (int) sends + 5 * (int) recvs; // (peer, src, count, dst), (peer, dst, count, kind, start)
         }
         throw new IllegalStateException("no return sends");
     }
