@@ -3,7 +3,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
@@ -21,7 +20,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Fine-tunes a saved model with its attention over 4 virtual ranks: Model.load, unfreeze, TaspTrainer,
+ * Fine-tunes a saved model with its attention over 4 virtual ranks: Model.load, TaspTrainer,
  * DJL's unchanged EasyTrain.fit over a Dataset, Model.save. Run from the repository root after
  * {@code mvn -B -DskipTests package}:
  * {@code java -Dai.djl.offline=true -cp "target/tasp-djl-0.1.0-SNAPSHOT.jar:target/lib/*" examples/FineTuneInGroupExample.java}
@@ -55,9 +54,6 @@ public final class FineTuneInGroupExample {
                 // initialized first only so that Model.save works after Model.load (DJL 0.36 restores no input names)
                 model.getBlock().initialize(manager, DataType.FLOAT32, new Shape(1, SEQ, E));
                 model.load(dir, "long-context");
-                // Model.load freezes what it loads and model.newTrainer would unfreeze it; TaspTrainer.of does not
-                model.getBlock().freezeParameters(false, p -> p.getType() != Parameter.Type.RUNNING_MEAN
-                        && p.getType() != Parameter.Type.RUNNING_VAR);
                 NDArray x = manager.randomNormal(new Shape(4, SEQ, E));
                 NDArray y = manager.randomNormal(new Shape(4, SEQ, E));
                 ArrayDataset data = new ArrayDataset.Builder().setData(x).optLabels(y).setSampling(1, false).build();

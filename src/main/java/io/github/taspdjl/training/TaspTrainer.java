@@ -54,14 +54,48 @@ public class TaspTrainer extends Trainer {
         this.model = model;
     }
 
-    /** A trainer for {@code model}: the config's initializers are set on its block first. */
+    /**
+     * A trainer for {@code model}, prepared as {@code Model.newTrainer} prepares one: the config's
+     * initializers are set on its block, and a model whose parameters are all frozen (what
+     * {@code Model.load} leaves) has them unfrozen, except running statistics. A model with only
+     * some parameters frozen keeps them frozen: that is a deliberate choice of what to fine-tune.
+     */
     public static TaspTrainer of(Model model, TrainingConfig config) {
+        if (allFrozen(model)) {
+            model.getBlock().freezeParameters(false, p -> p.getType() != Parameter.Type.RUNNING_MEAN
+                    && p.getType() != Parameter.Type.RUNNING_VAR);
+        }
         for (Pair<Initializer, Predicate<Parameter>> p : config.getInitializers()) {
             if (p.getKey() != null && p.getValue() != null) {
                 model.getBlock().setInitializer(p.getKey(), p.getValue());
             }
         }
         return new TaspTrainer(model, config);
+    }
+
+    // Model.load replaces every parameter's array by one that requires no gradient (DJL's PtModel
+    // unfreezes them in newTrainer, keyed on a field of its own); "no trainable parameter's array
+    // requires a gradient" is the state it leaves.
+    private static boolean allFrozen(Model model) {
+        if (model.getBlock() == null) {
+            return false;
+        }
+        boolean any = false;
+        for (Pair<String, Parameter> p : model.getBlock().getParameters()) {
+            Parameter parameter = p.getValue();
+            if (parameter.getType() == Parameter.Type.RUNNING_MEAN
+                    || parameter.getType() == Parameter.Type.RUNNING_VAR) {
+                continue;
+            }
+            if (!parameter.isInitialized()) {
+                return false;
+            }
+            if (parameter.getArray().hasGradient()) {
+                return false;
+            }
+            any = true;
+        }
+        return any;
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.github.taspdjl.training;
 
+import static org.testng.Assert.assertFalse;
 import static org.testng.Assert.assertTrue;
 
 import ai.djl.Model;
@@ -9,6 +10,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
@@ -20,6 +22,8 @@ import ai.djl.training.tracker.Tracker;
 import io.github.taspdjl.attention.TaspTransformerLayer;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.runtime.SequenceParallelGroup;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.testng.annotations.Test;
 
 /**
@@ -109,5 +113,49 @@ public class TaspTrainerTest {
             worst = Math.max(worst, x.sub(z).abs().max().getDouble());
         }
         return worst;
+    }
+
+    /**
+     * A loaded model (Model.load freezes what it loads) trains under TaspTrainer.of as under DJL's
+     * own newTrainer: both unfreeze it, and one step gives the same parameters. A model with only
+     * some parameters frozen keeps them frozen.
+     */
+    @Test
+    public void ofUnfreezesALoadedModelAsNewTrainerDoes() throws Exception {
+        Path dir = Files.createTempDirectory("tasp-trainer-load");
+        Shape input = new Shape(2, 16, E);
+        try (NDManager m = NDManager.newBaseManager("PyTorch");
+                Model saved = Model.newInstance("saved", "PyTorch");
+                Model ours = Model.newInstance("saved", "PyTorch");
+                Model theirs = Model.newInstance("saved", "PyTorch")) {
+            Engine.getEngine("PyTorch").setRandomSeed(11);
+            saved.setBlock(model(null));
+            saved.getBlock().initialize(m, DataType.FLOAT32, input);
+            saved.save(dir, "saved");
+            for (Model loaded : new Model[] {ours, theirs}) {
+                loaded.setBlock(model(null));
+                loaded.getBlock().initialize(m, DataType.FLOAT32, input);
+                loaded.load(dir, "saved");
+                assertFalse(loaded.getBlock().getParameters().values().stream().anyMatch(p -> p.getArray().hasGradient()),
+                        "Model.load leaves every parameter frozen");
+            }
+            NDArray x = m.randomNormal(input);
+            NDArray y = m.randomNormal(input);
+            try (Trainer a = TaspTrainer.of(ours, config()); Trainer b = theirs.newTrainer(config())) {
+                double lossA = trainStep(a, x, y);
+                double lossB = trainStep(b, x, y);
+                assertTrue(Math.abs(lossA - lossB) <= 1e-6 * Math.abs(lossB), lossA + " vs " + lossB);
+                double moved = maxParameterDifference(ours, saved);
+                assertTrue(moved > 1e-6, "the step changed no parameter: " + moved);
+                double diff = maxParameterDifference(ours, theirs);
+                assertTrue(diff <= 1e-6, "TaspTrainer.of vs newTrainer after one step: " + diff);
+            }
+            // Some parameters frozen on purpose: of() keeps that choice.
+            Parameter first = ours.getBlock().getParameters().get(0).getValue();
+            first.freeze(true);
+            try (Trainer c = TaspTrainer.of(ours, config())) {
+                assertFalse(first.getArray().hasGradient(), first.getName() + " was unfrozen");
+            }
+        }
     }
 }
