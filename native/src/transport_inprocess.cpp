@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "step_thread.h"
 #include "transport.h"
 
 namespace tasp {
@@ -27,36 +28,18 @@ class CommWorker {
     for (int p = 0; p < group.world_size(); ++p) {
       if (p != rank) peers_[static_cast<size_t>(p)] = group.buffers(p, run);
     }
-    thread_ = std::thread([this] { loop(); });
+    thread_ = std::make_unique<StepThread>([this](int64_t step) { run_sends(step); });
   }
 
-  ~CommWorker() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
-  void post(int64_t step) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    posted_ = step;
-    cv_.notify_all();
-  }
+  void post(int64_t step) { thread_->post(step); }
 
   // Waits until the sends of `step` are done; rethrows what the thread hit.
   void wait_done(int64_t step) {
-    std::unique_lock<std::mutex> lock(mutex_);
     auto deadline = Clock::now() + group_.timeout() + std::chrono::seconds(1);
-    while (done_ < step && !error_) {
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && done_ < step && !error_) {
-        lock.unlock();
-        group_.fail("rank " + std::to_string(rank_) + ": sends of step " + std::to_string(step) + " did not finish");
-        group_.check();
-      }
+    while (!thread_->wait_done(step, deadline)) {
+      group_.fail("rank " + std::to_string(rank_) + ": sends of step " + std::to_string(step) + " did not finish");
+      group_.check();
     }
-    if (error_) std::rethrow_exception(error_);
   }
 
   // Read after wait_done of the last step.
@@ -65,29 +48,6 @@ class CommWorker {
   std::vector<double> step_comm_ms;
 
  private:
-  void loop() {
-    int64_t next = 0;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [&] { return stop_ || posted_ >= next; });
-        if (stop_) return;
-      }
-      try {
-        run_sends(next);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        error_ = std::current_exception();
-        cv_.notify_all();
-        return;
-      }
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = next;
-      ++next;
-      cv_.notify_all();
-    }
-  }
-
   // The receiver's published buffer must hold the send's range, in tokens and in bytes.
   const RankBuffers& target(const Send& s, int64_t step) const {
     const RankBuffers* peer = peers_[static_cast<size_t>(s.peer)].get();
@@ -155,13 +115,8 @@ class CommWorker {
   const Program& program_;
   std::shared_ptr<const RankBuffers> own_;
   std::vector<std::shared_ptr<const RankBuffers>> peers_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int64_t posted_ = -1;
-  int64_t done_ = -1;
-  bool stop_ = false;
-  std::exception_ptr error_;
-  std::thread thread_;  // started last in the constructor, after everything it uses
+  // Last: destroyed (joined) first, before the members its steps use.
+  std::unique_ptr<StepThread> thread_;
 };
 
 class InProcessTransport final : public Transport {

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "errors.h"
+#include "step_thread.h"
 #include "transport.h"
 
 namespace tasp {
@@ -811,72 +812,32 @@ class TcpSender {
  public:
   TcpSender(TcpMesh& mesh, const Program& program, std::shared_ptr<const RankBuffers> own)
       : step_comm_ms(program.steps.size(), 0.0), mesh_(mesh), program_(program), own_(std::move(own)),
-        thread_([this] { loop(); }) {}
+        thread_([this](int64_t step) { send_step(step); }) {}
 
-  ~TcpSender() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
+  void post(int64_t step) { thread_.post(step); }
 
-  void post(int64_t step) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    posted_ = step;
-    cv_.notify_all();
-  }
-
-  void wait_done(int64_t step) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    // Each send has its own deadline (TcpMesh::send_data), so this wait ends.
-    cv_.wait(lock, [&] { return done_ >= step || error_; });
-    if (error_) std::rethrow_exception(error_);
-  }
+  // Each send has its own deadline (TcpMesh::send_data), so this wait ends.
+  void wait_done(int64_t step) { thread_.wait_done(step); }
 
   double comm_ms = 0;
   int64_t bytes_sent = 0;
   std::vector<double> step_comm_ms;
 
  private:
-  void loop() {
-    int64_t next = 0;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [&] { return stop_ || posted_ >= next; });
-        if (stop_) return;
-      }
-      try {
-        auto t0 = Clock::now();
-        for (const Send& s : program_.steps[static_cast<size_t>(next)].sends) {
-          mesh_.send_data(next, s, *own_);
-          bytes_sent += own_->transfer_bytes(s.src_buffer, s.count);
-        }
-        step_comm_ms[static_cast<size_t>(next)] = ms_since(t0);
-        comm_ms += step_comm_ms[static_cast<size_t>(next)];
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        error_ = std::current_exception();
-        cv_.notify_all();
-        return;
-      }
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = next++;
-      cv_.notify_all();
+  void send_step(int64_t step) {
+    auto t0 = Clock::now();
+    for (const Send& s : program_.steps[static_cast<size_t>(step)].sends) {
+      mesh_.send_data(step, s, *own_);
+      bytes_sent += own_->transfer_bytes(s.src_buffer, s.count);
     }
+    step_comm_ms[static_cast<size_t>(step)] = ms_since(t0);
+    comm_ms += step_comm_ms[static_cast<size_t>(step)];
   }
 
   TcpMesh& mesh_;
   const Program& program_;
   std::shared_ptr<const RankBuffers> own_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int64_t posted_ = -1, done_ = -1;
-  bool stop_ = false;
-  std::exception_ptr error_;
-  std::thread thread_;  // last: starts after everything it uses
+  StepThread thread_;  // last: starts after everything it uses, joins before they go
 };
 
 class TcpTransport final : public Transport {
