@@ -41,9 +41,86 @@ int64_t numel(const std::vector<int64_t>& sizes) {
   return n;
 }
 
-std::string who(int rank) { return "all-to-all: rank " + std::to_string(rank); }
+std::string who(const std::string& transport, int rank) { return transport + ": rank " + std::to_string(rank); }
 
 }  // namespace
+
+AllToAllShape describe_all_to_all(const std::string& transport, int rank, int world,
+                                  const std::vector<AtenTensorHandle>& sends,
+                                  const std::vector<std::vector<int64_t>>& recv_sizes, AtenTensorHandle like) {
+  if (rank < 0 || rank >= world) {
+    fail(TASP_ERR_ARGUMENT, who(transport, rank) + " outside a group of " + std::to_string(world));
+  }
+  if (static_cast<int>(sends.size()) != world || static_cast<int>(recv_sizes.size()) != world) {
+    fail(TASP_ERR_ARGUMENT, who(transport, rank) + ": one send and one receive shape per rank of " +
+                                std::to_string(world) + " are needed, got " + std::to_string(sends.size()) + " and " +
+                                std::to_string(recv_sizes.size()));
+  }
+  if (like == nullptr) fail(TASP_ERR_ARGUMENT, who(transport, rank) + ": no tensor gives the dtype and device");
+  if (sends[static_cast<size_t>(rank)] != nullptr || !recv_sizes[static_cast<size_t>(rank)].empty()) {
+    fail(TASP_ERR_ARGUMENT, who(transport, rank) + ": a rank keeps its own piece; it sends nothing to itself");
+  }
+  AllToAllShape shape;
+  shape.like = info(like);
+  const TensorInfo& li = shape.like;
+  const int64_t elem = element_size(li.dtype);
+  const int64_t dtype = dtype_tasp_code(li.dtype);
+  shape.send_info.resize(static_cast<size_t>(world));
+  shape.send_bytes.assign(static_cast<size_t>(world), 0);
+  shape.recv_bytes.assign(static_cast<size_t>(world), 0);
+  RunDescriptor& d = shape.descriptor;
+  d.kind = static_cast<int64_t>(RunKind::kAllToAll);
+  d.world = world;
+  d.steps = 1;
+  d.q_dtype = d.kv_dtype = dtype;
+  d.device_type = li.device_type;
+  d.device_index = li.device_index;
+  d.sends_to.assign(static_cast<size_t>(world), kOffset);
+  d.recvs_from.assign(static_cast<size_t>(world), kOffset);
+  uint64_t program = mix(kOffset, rank);
+  for (int p = 0; p < world; ++p) {
+    const size_t i = static_cast<size_t>(p);
+    if (sends[i] != nullptr) {
+      shape.send_info[i] = info(sends[i]);
+      const TensorInfo& s = shape.send_info[i];
+      if (s.dtype != li.dtype || s.device_type != li.device_type || s.device_index != li.device_index) {
+        fail(TASP_ERR_ARGUMENT, who(transport, rank) + ": the piece for rank " + std::to_string(p) + " is " +
+                                    dtype_name(s.dtype) + " on " + device_name(s.device_type, s.device_index) +
+                                    ", the exchange is " + dtype_name(li.dtype) + " on " +
+                                    device_name(li.device_type, li.device_index));
+      }
+      shape.send_bytes[i] = numel(s.sizes) * elem;
+      d.sends_to[i] = piece_hash(s.sizes, dtype);
+      program = mix(mix(program, p), static_cast<int64_t>(d.sends_to[i]));
+    }
+    const std::vector<int64_t>& r = recv_sizes[i];
+    if (!r.empty()) {
+      for (int64_t s : r) {
+        if (s < 0) {
+          fail(TASP_ERR_ARGUMENT, who(transport, rank) + ": negative size in the shape expected from rank " +
+                                      std::to_string(p));
+        }
+      }
+      shape.recv_bytes[i] = numel(r) * elem;
+      ++shape.expected;
+      d.recvs_from[i] = piece_hash(r, dtype);
+      program = mix(mix(program, -1 - p), static_cast<int64_t>(d.recvs_from[i]));
+    }
+  }
+  d.program_hash = program;
+  return shape;
+}
+
+std::vector<Tensor> allocate_receives(const AllToAllShape& shape, const std::vector<std::vector<int64_t>>& recv_sizes) {
+  std::vector<Tensor> recv(recv_sizes.size());
+  for (size_t i = 0; i < recv_sizes.size(); ++i) {
+    if (!recv_sizes[i].empty()) {
+      recv[i] = empty(recv_sizes[i], shape.like.dtype, shape.like.device_type, shape.like.device_index);
+    }
+  }
+  return recv;
+}
+
 
 AllToAllResult rank_all_to_all(Group& group, int rank, const std::vector<AtenTensorHandle>& sends,
                                const std::vector<std::vector<int64_t>>& recv_sizes, AtenTensorHandle like) {
@@ -52,61 +129,12 @@ AllToAllResult rank_all_to_all(Group& group, int rank, const std::vector<AtenTen
   AllToAllResult result;
   bool joined = false;
   try {
-    if (rank < 0 || rank >= world) fail(TASP_ERR_ARGUMENT, who(rank) + " outside a group of " + std::to_string(world));
-    if (static_cast<int>(sends.size()) != world || static_cast<int>(recv_sizes.size()) != world) {
-      fail(TASP_ERR_ARGUMENT, who(rank) + ": one send and one receive shape per rank of " + std::to_string(world) +
-                                  " are needed, got " + std::to_string(sends.size()) + " and " +
-                                  std::to_string(recv_sizes.size()));
-    }
-    if (like == nullptr) fail(TASP_ERR_ARGUMENT, who(rank) + ": no tensor gives the dtype and device");
-    if (sends[static_cast<size_t>(rank)] != nullptr || !recv_sizes[static_cast<size_t>(rank)].empty()) {
-      fail(TASP_ERR_ARGUMENT, who(rank) + ": a rank keeps its own piece; it sends nothing to itself");
-    }
-    const TensorInfo li = info(like);
-    const int64_t elem = element_size(li.dtype);
-    const int64_t dtype = dtype_tasp_code(li.dtype);
-    std::vector<TensorInfo> send_info(static_cast<size_t>(world));
+    const AllToAllShape shape = describe_all_to_all("all-to-all", rank, world, sends, recv_sizes, like);
     auto buffers = std::make_shared<AllToAllBuffers>();
-    buffers->recv.resize(static_cast<size_t>(world));
+    buffers->recv = allocate_receives(shape, recv_sizes);
     buffers->sizes = recv_sizes;
-    buffers->bytes.assign(static_cast<size_t>(world), 0);
-    buffers->dtype = li.dtype;
-    RunDescriptor d;
-    d.kind = static_cast<int64_t>(RunKind::kAllToAll);
-    d.world = world;
-    d.steps = 1;
-    d.q_dtype = d.kv_dtype = dtype;
-    d.device_type = li.device_type;
-    d.device_index = li.device_index;
-    d.sends_to.assign(static_cast<size_t>(world), kOffset);
-    d.recvs_from.assign(static_cast<size_t>(world), kOffset);
-    uint64_t program = mix(kOffset, rank);
-    for (int p = 0; p < world; ++p) {
-      const size_t i = static_cast<size_t>(p);
-      if (sends[i] != nullptr) {
-        send_info[i] = info(sends[i]);
-        const TensorInfo& s = send_info[i];
-        if (s.dtype != li.dtype || s.device_type != li.device_type || s.device_index != li.device_index) {
-          fail(TASP_ERR_ARGUMENT, who(rank) + ": the piece for rank " + std::to_string(p) + " is " +
-                                      dtype_name(s.dtype) + " on " + device_name(s.device_type, s.device_index) +
-                                      ", the exchange is " + dtype_name(li.dtype) + " on " +
-                                      device_name(li.device_type, li.device_index));
-        }
-        d.sends_to[i] = piece_hash(s.sizes, dtype);
-        program = mix(mix(program, p), static_cast<int64_t>(d.sends_to[i]));
-      }
-      const std::vector<int64_t>& r = recv_sizes[i];
-      if (!r.empty()) {
-        for (int64_t s : r) {
-          if (s < 0) fail(TASP_ERR_ARGUMENT, who(rank) + ": negative size in the shape expected from rank " + std::to_string(p));
-        }
-        buffers->recv[i] = empty(r, li.dtype, li.device_type, li.device_index);
-        buffers->bytes[i] = numel(r) * elem;
-        d.recvs_from[i] = piece_hash(r, dtype);
-        program = mix(mix(program, -1 - p), static_cast<int64_t>(d.recvs_from[i]));
-      }
-    }
-    d.program_hash = program;
+    buffers->bytes = shape.recv_bytes;
+    buffers->dtype = shape.like.dtype;
     // The caller gets its own handles on the received tensors; the published ones live as long as a
     // writer holds the buffers.
     result.received.resize(static_cast<size_t>(world));
@@ -116,7 +144,9 @@ AllToAllResult rank_all_to_all(Group& group, int rank, const std::vector<AtenTen
         result.received[i] = view(buffers->recv[i].get(), recv_sizes[i], contiguous_strides(recv_sizes[i]), 0);
       }
     }
-    const int64_t run = group.join(rank, d, buffers);
+    const std::vector<TensorInfo>& send_info = shape.send_info;
+    const int32_t dtype = shape.like.dtype;
+    const int64_t run = group.join(rank, shape.descriptor, buffers);
     joined = true;
     // Every rank agreed, so every rank of this run published AllToAllBuffers.
     auto t0 = Clock::now();
@@ -126,12 +156,12 @@ AllToAllResult rank_all_to_all(Group& group, int rank, const std::vector<AtenTen
       if (sends[i] == nullptr) continue;
       group.check();
       auto peer = std::static_pointer_cast<const AllToAllBuffers>(group.buffers(p, run));
-      if (!peer) fail(TASP_ERR_GROUP, who(rank) + ": rank " + std::to_string(p) + " left before receiving");
+      if (!peer) fail(TASP_ERR_GROUP, who("all-to-all", rank) + ": rank " + std::to_string(p) + " left before receiving");
       const size_t me = static_cast<size_t>(rank);
-      const int64_t bytes = numel(send_info[i].sizes) * elem;
+      const int64_t bytes = shape.send_bytes[i];
       if (peer->recv.size() != static_cast<size_t>(world) || peer->recv[me].get() == nullptr ||
-          peer->sizes[me] != send_info[i].sizes || peer->dtype != li.dtype || peer->bytes[me] != bytes) {
-        fail(TASP_ERR_ARGUMENT, who(rank) + ": the piece " + shape_string(send_info[i].sizes) + " for rank " +
+          peer->sizes[me] != send_info[i].sizes || peer->dtype != dtype || peer->bytes[me] != bytes) {
+        fail(TASP_ERR_ARGUMENT, who("all-to-all", rank) + ": the piece " + shape_string(send_info[i].sizes) + " for rank " +
                                     std::to_string(p) + " does not fit what it published (" +
                                     (peer->recv.size() > me ? shape_string(peer->sizes[me]) : std::string("nothing")) +
                                     ")");
@@ -148,10 +178,8 @@ AllToAllResult rank_all_to_all(Group& group, int rank, const std::vector<AtenTen
       group.mark_arrived(a.second, 0);
     }
     result.stats.comm_ms = ms_since(t0);
-    int64_t expected = 0;
-    for (const auto& r : recv_sizes) expected += r.empty() ? 0 : 1;
     auto t_wait = Clock::now();
-    group.wait_arrivals(rank, 0, expected);
+    group.wait_arrivals(rank, 0, shape.expected);
     result.stats.wait_ms = ms_since(t_wait);
     group.leave(rank);
   } catch (const Error& err) {

@@ -16,13 +16,38 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "executor.h"
+#include "executor_common.h"
 #include "group.h"
 #include "torch_api.h"
 
 namespace tasp {
+
+// One rank's all-to-all, checked and described before anything moves; shared by every transport
+// (in-process here, TCP in transport_tcp.cpp, NCCL in transport_nccl.cpp), so that all of them check
+// the same things and agree through the same run descriptor.
+struct AllToAllShape {
+  RunDescriptor descriptor;              // kind all-to-all; per-peer hashes of each piece's shape and dtype
+  std::vector<TensorInfo> send_info;     // per peer; meaningful where sends[p] is not null
+  std::vector<int64_t> send_bytes;       // per peer: bytes of the piece for p (0: none)
+  std::vector<int64_t> recv_bytes;       // per peer: bytes expected from p (0 where nothing comes)
+  int64_t expected = 0;                  // how many peers send to this rank
+  TensorInfo like;                       // the exchange's dtype and device
+};
+
+// Checks the arguments (one piece and one shape per rank, nothing to itself, matching dtype and
+// device, no negative size) and describes the exchange; throws TASP_ERR_ARGUMENT naming the problem.
+// `transport` names the caller in messages ("all-to-all", "tcp all-to-all", ...).
+AllToAllShape describe_all_to_all(const std::string& transport, int rank, int world,
+                                  const std::vector<AtenTensorHandle>& sends,
+                                  const std::vector<std::vector<int64_t>>& recv_sizes, AtenTensorHandle like);
+
+// The receive tensors of an all-to-all: per peer, a fresh contiguous tensor of the expected shape with
+// `like`'s dtype and device, or null where nothing comes.
+std::vector<Tensor> allocate_receives(const AllToAllShape& shape, const std::vector<std::vector<int64_t>>& recv_sizes);
 
 struct AllToAllResult {
   std::vector<Tensor> received;  // per peer; empty where nothing comes from that peer

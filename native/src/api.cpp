@@ -267,27 +267,47 @@ void write_gradients(tasp::RankGradients& r, tasp_tensor* dq, tasp_tensor* dk, t
 }
 }  // namespace
 
+namespace {
+// The C API's flat all-to-all arguments as the core's: per rank a piece (null: none) and a shape of
+// ndim sizes (a first size below 0: nothing comes from that rank). Shared by every transport's entry.
+struct AllToAllArgs {
+  std::vector<AtenTensorHandle> sends;
+  std::vector<std::vector<int64_t>> recv_sizes;
+};
+
+AllToAllArgs unpack_all_to_all(const char* what, int world, const tasp_tensor* sends, const int64_t* recv_sizes,
+                               int ndim, tasp_tensor like, tasp_tensor* received) {
+  if (sends == nullptr || recv_sizes == nullptr || received == nullptr || like == nullptr || world < 1 || ndim < 1) {
+    tasp::fail(TASP_ERR_ARGUMENT, std::string(what) + ": null pointer or empty shape");
+  }
+  AllToAllArgs a;
+  a.sends.resize(static_cast<size_t>(world));
+  a.recv_sizes.resize(static_cast<size_t>(world));
+  for (int p = 0; p < world; ++p) {
+    a.sends[static_cast<size_t>(p)] = handle(sends[p]);
+    const int64_t* shape = recv_sizes + static_cast<size_t>(p) * ndim;
+    if (shape[0] >= 0) a.recv_sizes[static_cast<size_t>(p)].assign(shape, shape + ndim);
+  }
+  return a;
+}
+
+void write_received(tasp::AllToAllResult& res, tasp_tensor* received, double* stats, int64_t stats_len) {
+  write_stats(res.stats, stats, stats_len);
+  for (size_t p = 0; p < res.received.size(); ++p) received[p] = res.received[p].release();
+}
+}  // namespace
+
 int tasp_rank_all_to_all(tasp_group g, int rank, int world, const tasp_tensor* sends, const int64_t* recv_sizes,
                          int ndim, tasp_tensor like, tasp_tensor* received, double* stats, int64_t stats_len) {
   return guarded([&] {
-    if (sends == nullptr || recv_sizes == nullptr || received == nullptr || like == nullptr || world < 1 || ndim < 1) {
-      tasp::fail(TASP_ERR_ARGUMENT, "all-to-all: null pointer or empty shape");
-    }
+    AllToAllArgs a = unpack_all_to_all("all-to-all", world, sends, recv_sizes, ndim, like, received);
     tasp::Group& group = group_of(g);
     if (world != group.world_size()) {
       tasp::fail(TASP_ERR_ARGUMENT, "all-to-all: " + std::to_string(world) + " pieces for a group of " +
                                         std::to_string(group.world_size()));
     }
-    std::vector<AtenTensorHandle> s(static_cast<size_t>(world));
-    std::vector<std::vector<int64_t>> r(static_cast<size_t>(world));
-    for (int p = 0; p < world; ++p) {
-      s[static_cast<size_t>(p)] = handle(sends[p]);
-      const int64_t* shape = recv_sizes + static_cast<size_t>(p) * ndim;
-      if (shape[0] >= 0) r[static_cast<size_t>(p)].assign(shape, shape + ndim);
-    }
-    tasp::AllToAllResult res = tasp::rank_all_to_all(group, rank, s, r, handle(like));
-    write_stats(res.stats, stats, stats_len);
-    for (int p = 0; p < world; ++p) received[p] = res.received[static_cast<size_t>(p)].release();
+    tasp::AllToAllResult res = tasp::rank_all_to_all(group, rank, a.sends, a.recv_sizes, handle(like));
+    write_received(res, received, stats, stats_len);
   });
 }
 

@@ -93,6 +93,50 @@ jlongArray run_program(JNIEnv* env, jlongArray program, jdoubleArray stats, cons
 
 }  // namespace
 
+namespace {
+// An all-to-all's Java arguments (piece handles, flat shapes, stats) around a C API call
+// int call(int world, void** pieces, const int64_t* sizes, void** received, double* stats, int64_t stats_len);
+// returns the received handles (0 where nothing came) or null with a Java exception pending.
+// Shared by every transport's all-to-all entry.
+template <typename Call>
+jlongArray all_to_all_call(JNIEnv* env, jlongArray sends, jlongArray recv_sizes, jint ndim, jdoubleArray stats,
+                           const char* what, Call call) {
+  if (sends == nullptr || recv_sizes == nullptr || ndim < 1) {
+    throw_illegal_argument(env, (std::string(what) + ": null pieces or shapes").c_str());
+    return nullptr;
+  }
+  const jsize world = env->GetArrayLength(sends);
+  if (env->GetArrayLength(recv_sizes) != world * ndim) {
+    throw_illegal_argument(env, (std::string(what) + ": one shape of ndim sizes per rank is needed").c_str());
+    return nullptr;
+  }
+  std::vector<jlong> s(static_cast<size_t>(world));
+  env->GetLongArrayRegion(sends, 0, world, s.data());
+  std::vector<int64_t> r(static_cast<size_t>(world) * static_cast<size_t>(ndim));
+  env->GetLongArrayRegion(recv_sizes, 0, world * ndim, reinterpret_cast<jlong*>(r.data()));
+  std::vector<void*> pieces(static_cast<size_t>(world));
+  for (jsize i = 0; i < world; ++i) pieces[static_cast<size_t>(i)] = h(s[static_cast<size_t>(i)]);
+  std::vector<void*> received(static_cast<size_t>(world), nullptr);
+  std::vector<double> st(TASP_STATS_TOTALS, 0.0);
+  int rc = call(static_cast<int>(world), pieces.data(), r.data(), received.data(), st.data(),
+                static_cast<int64_t>(st.size()));
+  if (rc != TASP_OK) {
+    throw_java(env, rc, what);
+    return nullptr;
+  }
+  copy_stats(env, stats, st);
+  jlongArray out = env->ExceptionCheck() ? nullptr : env->NewLongArray(world);
+  if (out == nullptr) {
+    for (void* t : received) tasp_tensor_free(t);
+    return nullptr;
+  }
+  std::vector<jlong> handles(static_cast<size_t>(world));
+  for (jsize i = 0; i < world; ++i) handles[static_cast<size_t>(i)] = j(received[static_cast<size_t>(i)]);
+  env->SetLongArrayRegion(out, 0, world, handles.data());
+  return out;
+}
+}  // namespace
+
 extern "C" {
 
 JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_init(JNIEnv* env, jclass, jstring libtorch_dir) {
@@ -263,39 +307,12 @@ JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_rankAllToAll
                                                                                 jlongArray sends, jlongArray recv_sizes,
                                                                                 jint ndim, jlong like,
                                                                                 jdoubleArray stats) {
-  if (sends == nullptr || recv_sizes == nullptr || ndim < 1) {
-    throw_illegal_argument(env, "all-to-all: null pieces or shapes");
-    return nullptr;
-  }
-  const jsize world = env->GetArrayLength(sends);
-  if (env->GetArrayLength(recv_sizes) != world * ndim) {
-    throw_illegal_argument(env, "all-to-all: one shape of ndim sizes per rank is needed");
-    return nullptr;
-  }
-  std::vector<jlong> s(static_cast<size_t>(world));
-  env->GetLongArrayRegion(sends, 0, world, s.data());
-  std::vector<int64_t> r(static_cast<size_t>(world) * static_cast<size_t>(ndim));
-  env->GetLongArrayRegion(recv_sizes, 0, world * ndim, reinterpret_cast<jlong*>(r.data()));
-  std::vector<void*> pieces(static_cast<size_t>(world));
-  for (jsize i = 0; i < world; ++i) pieces[static_cast<size_t>(i)] = h(s[static_cast<size_t>(i)]);
-  std::vector<void*> received(static_cast<size_t>(world), nullptr);
-  std::vector<double> st(TASP_STATS_TOTALS, 0.0);
-  int rc = tasp_rank_all_to_all(h(g), rank, world, pieces.data(), r.data(), ndim, h(like), received.data(), st.data(),
-                                static_cast<int64_t>(st.size()));
-  if (rc != TASP_OK) {
-    throw_java(env, rc, "all-to-all");
-    return nullptr;
-  }
-  copy_stats(env, stats, st);
-  jlongArray out = env->ExceptionCheck() ? nullptr : env->NewLongArray(world);
-  if (out == nullptr) {
-    for (void* t : received) tasp_tensor_free(t);
-    return nullptr;
-  }
-  std::vector<jlong> handles(static_cast<size_t>(world));
-  for (jsize i = 0; i < world; ++i) handles[static_cast<size_t>(i)] = j(received[static_cast<size_t>(i)]);
-  env->SetLongArrayRegion(out, 0, world, handles.data());
-  return out;
+  return all_to_all_call(env, sends, recv_sizes, ndim, stats, "all-to-all",
+                         [&](int world, void** pieces, const int64_t* sizes, void** received, double* st,
+                             int64_t st_len) {
+                           return tasp_rank_all_to_all(h(g), rank, world, pieces, sizes, ndim, h(like), received, st,
+                                                       st_len);
+                         });
 }
 
 namespace {

@@ -173,40 +173,15 @@ public final class NativeGroup implements AutoCloseable {
      * each from its own thread; a disagreement on a piece's shape fails every rank at once, naming the pair.
      */
     public Exchanged allToAll(int rank, NDArray[] sends, long[][] recvShapes, NDArray like) {
-        int n = worldSize();
-        if (sends.length != n || recvShapes.length != n) {
-            throw new IllegalArgumentException("all-to-all over " + n + " ranks needs one piece and one shape per rank, got "
-                    + sends.length + " and " + recvShapes.length);
-        }
-        int ndim = like.getShape().dimension();
-        long[] pieces = new long[n];
-        long[] sizes = new long[n * ndim];
-        for (int p = 0; p < n; p++) {
-            pieces[p] = sends[p] == null ? 0 : handle(sends[p], "piece for rank " + p);
-            if (recvShapes[p] == null) {
-                sizes[p * ndim] = -1;
-            } else if (recvShapes[p].length != ndim) {
-                throw new IllegalArgumentException("the shape expected from rank " + p + " has " + recvShapes[p].length
-                        + " sizes, the exchange " + ndim);
-            } else {
-                System.arraycopy(recvShapes[p], 0, sizes, p * ndim, ndim);
+        return AllToAllCall.run(worldSize(), sends, recvShapes, like, (pieces, sizes, ndim, likeHandle, stats) -> {
+            long g = enter();
+            try {
+                return TaspLibrary.rankAllToAll(g, rank, pieces, sizes, ndim, likeHandle, stats);
+            } finally {
+                exit();
+                Reference.reachabilityFence(this);
             }
-        }
-        double[] stats = new double[TaspLibrary.statsLength(0)];
-        long g = enter();
-        long[] r;
-        try {
-            r = TaspLibrary.rankAllToAll(g, rank, pieces, sizes, ndim, handle(like, "like"), stats);
-        } finally {
-            exit();
-            Reference.reachabilityFence(this);
-        }
-        PtNDManager manager = (PtNDManager) like.getManager();
-        NDArray[] received = new NDArray[n];
-        for (int p = 0; p < n; p++) {
-            received[p] = r[p] == 0 ? null : new PtNDArray(manager, r[p]);
-        }
-        return new Exchanged(received, RankStats.of(stats));
+        });
     }
 
     /** What one rank's backward produced: dq, dk, dv of its shard (input dtype) and timings. */
