@@ -3,6 +3,7 @@ package io.github.taspdjl.runtime;
 import static io.github.taspdjl.runtime.HeadParallelForward.count;
 import static io.github.taspdjl.runtime.HeadParallelForward.cutTokens;
 import static io.github.taspdjl.runtime.HeadParallelForward.expand;
+import static io.github.taspdjl.runtime.HeadParallelForward.expands;
 import static io.github.taspdjl.runtime.HeadParallelForward.heads;
 import static io.github.taspdjl.runtime.HeadParallelForward.joinTokens;
 import static io.github.taspdjl.runtime.HeadParallelForward.keep;
@@ -24,20 +25,24 @@ import java.util.List;
  * One rank's backward of a head-parallel plan, the mirror of {@link HeadParallelForward}: (1) q, k, v,
  * the output gradient and the forward's output go to the members by head in one all-to-all, the fp32 LSE
  * in a second; (2) the group's tokens are joined as in the forward; (3) the flash backward runs over the
- * whole sequence of this rank's heads (Ulysses) or the inner plan's distributed backward runs on the inner
- * group (hybrid), with the global output and LSE, so each gradient is exact; (4) dq, dk, dv go back by
+ * whole sequence of this rank's heads (Ulysses) or the inner plan's distributed backward runs with its
+ * lifted program over the same transport (hybrid), with the global output and LSE, so each gradient is exact; (4) dq, dk, dv go back by
  * tokens in one all-to-all, and the key/value gradients of a head that several members used (replicated
  * key/value heads, or heads expanded locally) are added up in fp32.
  */
 final class HeadParallelBackward {
 
-    /** A hybrid's inner group, the inner rank's program and return map; null for Ulysses. */
-    record Inner(NativeGroup group, long[] program, long[] returnMap) {}
-
     private HeadParallelBackward() {}
 
-    static NativeGroup.RankGradients backward(Plan plan, NativeGroup outer, Inner inner, int rank, NDArray dout,
-            NDArray q, NDArray k, NDArray v, NDArray out, NDArray lse, boolean causal, Float scale, long seqLen) {
+    /**
+     * Rank {@code rank}'s backward.
+     *
+     * @param program a hybrid's lifted program of this rank ({@link RankProgram#liftAll}); null for Ulysses
+     * @param returnMap its return map ({@link RankProgram#liftReturnMapsAll}); null for Ulysses
+     */
+    static NativeGroup.RankGradients backward(Plan plan, RankTransport transport, long[] program, long[] returnMap,
+            int rank, NDArray dout, NDArray q, NDArray k, NDArray v, NDArray out, NDArray lse, boolean causal,
+            Float scale, long seqLen) {
         HeadParallel hp = plan.headParallel();
         int heads = (int) q.getShape().get(1);
         int kvHeads = (int) k.getShape().get(1);
@@ -87,9 +92,9 @@ final class HeadParallelBackward {
                     lseShapes[peer] = new long[] {b, per, tokens};
                 }
             }
-            NativeGroup.Exchanged in = outer.allToAll(rank, sends, shapes, q);
+            NativeGroup.Exchanged in = transport.allToAll(sends, shapes, q);
             count(moved, in.stats());
-            NativeGroup.Exchanged inLse = outer.allToAll(rank, lseSends, lseShapes, lse);
+            NativeGroup.Exchanged inLse = transport.allToAll(lseSends, lseShapes, lse);
             count(moved, inLse.stats());
             for (int p = 0; p < u; p++) {
                 if (p != j) {
@@ -105,8 +110,8 @@ final class HeadParallelBackward {
             NDArray vi = keep(temps, heads(all, per + c, per + 2 * c));
             NDArray douti = keep(temps, heads(all, per + 2 * c, 2 * per + 2 * c));
             NDArray outi = keep(temps, heads(all, 2 * per + 2 * c, width));
-            boolean uniform = hp.uniform(j, heads, kvHeads);
-            if (!uniform) {
+            boolean expanded = expands(hp, j, heads, kvHeads);
+            if (expanded) {
                 ki = keep(temps, expand(hp, j, heads, kvHeads, ki, temps));
                 vi = keep(temps, expand(hp, j, heads, kvHeads, vi, temps));
             }
@@ -116,21 +121,20 @@ final class HeadParallelBackward {
             NDArray dv;
             NativeGroup.RankStats innerStats = null;
             long tAttention = System.nanoTime();
-            if (inner == null) {
+            if (program == null) {
                 FlashAttention.Gradients r = FlashAttention.backward(douti, qi, ki, vi, outi, lseAll, causal, scale);
                 dq = keep(temps, r.dq());
                 dk = keep(temps, r.dk());
                 dv = keep(temps, r.dv());
             } else {
-                NativeGroup.RankGradients r = inner.group().rankBackward(g, inner.program(), inner.returnMap(), douti, qi, ki,
-                        vi, outi, lseAll, scale);
+                NativeGroup.RankGradients r = transport.backward(program, returnMap, douti, qi, ki, vi, outi, lseAll, scale);
                 dq = keep(temps, r.dq());
                 dk = keep(temps, r.dk());
                 dv = keep(temps, r.dv());
                 innerStats = r.stats();
             }
             double attentionMs = (System.nanoTime() - tAttention) / 1e6;
-            if (!uniform) {
+            if (expanded) {
                 dk = keep(temps, fold(hp, j, heads, kvHeads, dk, temps));
                 dv = keep(temps, fold(hp, j, heads, kvHeads, dv, temps));
             }
@@ -146,7 +150,7 @@ final class HeadParallelBackward {
                     backShapes[hp.rank(g, p)] = new long[] {b, per + 2L * (kv[1] - kv[0]), myTokens, d};
                 }
             }
-            NativeGroup.Exchanged got = outer.allToAll(rank, backSends, backShapes, dq);
+            NativeGroup.Exchanged got = transport.allToAll(backSends, backShapes, dq);
             count(moved, got.stats());
             NDList dqParts = new NDList();
             List<List<NDArray>> dkParts = new ArrayList<>();

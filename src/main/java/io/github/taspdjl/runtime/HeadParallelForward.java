@@ -13,28 +13,29 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * One rank's forward of a head-parallel plan ({@link HeadParallel}: Ulysses, hybrids), on an in-process
- * group. Rank {@code g*u+j}: (1) cuts its shard (B, H, T_j, D) by head into one piece per member of its
- * group (the member's query heads and the key/value heads they use, stacked along heads) and exchanges the
- * pieces with {@link NativeGroup#allToAll}; (2) puts the group's tokens together block by block, members
- * in order, which makes inner rank g's blocks whole (the plan's grouped layout), and splits q, k, v again
- * (expanding key/value heads where its query heads do not map onto them as plain grouped-query
- * attention); (3) runs attention: over the whole sequence on this rank for Ulysses, or its inner rank's
- * program on the inner group of the ranks that share its heads; (4) cuts the output and LSE by member
- * tokens and exchanges them back, then stacks the heads in member order.
+ * One rank's forward of a head-parallel plan ({@link HeadParallel}: Ulysses, hybrids) over any transport
+ * ({@link RankTransport}). Rank {@code g*u+j}: (1) cuts its shard (B, H, T_j, D) by head into one piece per
+ * member of its group (the member's query heads and the key/value heads they use, stacked along heads) and
+ * exchanges the pieces with the transport's all-to-all; (2) puts the group's tokens together block by
+ * block, members in order, which makes inner rank g's blocks whole (the plan's grouped layout), and splits
+ * q, k, v again (expanding key/value heads where its query heads do not map onto them as plain
+ * grouped-query attention, see {@link #expands}); (3) runs attention: over the whole sequence on this rank
+ * for Ulysses, or, for a hybrid, its inner rank's program lifted to world ranks ({@link
+ * RankProgram#liftAll}) over the same transport, where all members' copies of the inner plan run as one
+ * world run; (4) cuts the output and LSE by member tokens and exchanges them back, then stacks the heads in
+ * member order.
  */
 final class HeadParallelForward {
 
-    /**
-     * Where the attention of step (3) runs for a rank: for hybrids, the inner group of its head subset and
-     * its inner program; null for Ulysses.
-     */
-    record Inner(NativeGroup group, long[] program) {}
-
     private HeadParallelForward() {}
 
-    static NativeGroup.RankOutput forward(Plan plan, NativeGroup outer, Inner inner, int rank, NDArray q, NDArray k,
-            NDArray v, boolean causal, Float scale, long seqLen, PackedSequence documents) {
+    /**
+     * Rank {@code rank}'s forward.
+     *
+     * @param inner a hybrid's lifted program of this rank ({@link RankProgram#liftAll}); null for Ulysses
+     */
+    static NativeGroup.RankOutput forward(Plan plan, RankTransport transport, long[] inner, int rank, NDArray q,
+            NDArray k, NDArray v, boolean causal, Float scale, long seqLen, PackedSequence documents) {
         HeadParallel hp = plan.headParallel();
         int heads = (int) q.getShape().get(1);
         int kvHeads = (int) k.getShape().get(1);
@@ -68,7 +69,7 @@ final class HeadParallelForward {
                     shapes[peer] = new long[] {b, width, RankProgram.localTokens(layout, peer, seqLen), d};
                 }
             }
-            NativeGroup.Exchanged in = outer.allToAll(rank, sends, shapes, q);
+            NativeGroup.Exchanged in = transport.allToAll(sends, shapes, q);
             double[] moved = new double[3]; // comm ms, wait ms, bytes sent: every all-to-all of this rank
             count(moved, in.stats());
             NDArray[] pieces = new NDArray[u];
@@ -80,11 +81,11 @@ final class HeadParallelForward {
             NDArray qi = keep(temps, heads(all, 0, per));
             NDArray ki = keep(temps, heads(all, per, per + mine[1] - mine[0]));
             NDArray vi = keep(temps, heads(all, per + mine[1] - mine[0], width));
-            if (!hp.uniform(j, heads, kvHeads)) {
+            if (expands(hp, j, heads, kvHeads)) {
                 ki = keep(temps, expand(hp, j, heads, kvHeads, ki, temps));
                 vi = keep(temps, expand(hp, j, heads, kvHeads, vi, temps));
             }
-            // (3) attention over the whole sequence of these heads, here or on the inner group
+            // (3) attention over the whole sequence of these heads, here or with the other inner ranks
             NDArray out;
             NDArray lse;
             NativeGroup.RankStats innerStats = null;
@@ -94,15 +95,15 @@ final class HeadParallelForward {
                 out = keep(temps, r.output());
                 lse = keep(temps, r.lse());
             } else {
-                NativeGroup.RankOutput r = inner.group().rankForward(g, inner.program(), qi, ki, vi, scale);
+                NativeGroup.RankOutput r = transport.forward(inner, qi, ki, vi, scale);
                 out = keep(temps, r.output());
                 lse = keep(temps, r.lse());
                 innerStats = r.stats();
             }
             double attentionMs = (System.nanoTime() - tAttention) / 1e6;
             // (4) output and LSE back to the members their tokens belong to
-            NDArray output = back(hp, layout, rank, out, seqLen, temps, outer, moved);
-            NDArray lseOut = back(hp, layout, rank, lse, seqLen, temps, outer, moved);
+            NDArray output = back(hp, layout, rank, out, seqLen, temps, transport, moved);
+            NDArray lseOut = back(hp, layout, rank, lse, seqLen, temps, transport, moved);
             double totalMs = (System.nanoTime() - t0) / 1e6;
             double computeMs = innerStats != null ? innerStats.computeMs() : attentionMs;
             double commMs = moved[0] + (innerStats != null ? innerStats.commMs() : 0);
@@ -116,6 +117,32 @@ final class HeadParallelForward {
                 t.close();
             }
         }
+    }
+
+    /**
+     * Whether member {@code j} expands its key/value heads to one per query head before attention: where its
+     * query heads do not use them as plain grouped-query attention, and, in a hybrid, where the members would
+     * otherwise attend over different numbers of key/value heads (a member whose query heads straddle two
+     * key/value heads gets both): every member's copy of the inner plan runs in one world run, and its ranks
+     * must agree on the key/value heads.
+     */
+    static boolean expands(HeadParallel hp, int j, int heads, int kvHeads) {
+        if (!hp.uniform(j, heads, kvHeads)) {
+            return true;
+        }
+        if (hp.inner().worldSize() == 1) {
+            return false;
+        }
+        int width = -1;
+        for (int p = 0; p < hp.degree(); p++) {
+            int[] kv = hp.kvHeads(p, heads, kvHeads);
+            int w = hp.uniform(p, heads, kvHeads) ? kv[1] - kv[0] : hp.queryHeadsPerMember(heads);
+            if (width >= 0 && w != width) {
+                return true;
+            }
+            width = w;
+        }
+        return false;
     }
 
     static void count(double[] moved, NativeGroup.RankStats s) {
@@ -178,7 +205,7 @@ final class HeadParallelForward {
      * this rank gets its tokens of every member's heads and stacks them in member order.
      */
     private static NDArray back(HeadParallel hp, SequenceLayout layout, int rank, NDArray result, long seqLen,
-            List<NDArray> temps, NativeGroup outer, double[] moved) {
+            List<NDArray> temps, RankTransport transport, double[] moved) {
         int u = hp.degree();
         int g = hp.groupOf(rank);
         int j = hp.memberOf(rank);
@@ -193,7 +220,7 @@ final class HeadParallelForward {
                 shapes[hp.rank(g, p)] = expected;
             }
         }
-        NativeGroup.Exchanged got = outer.allToAll(rank, sends, shapes, result);
+        NativeGroup.Exchanged got = transport.allToAll(sends, shapes, result);
         count(moved, got.stats());
         NDList stack = new NDList();
         for (int p = 0; p < u; p++) {

@@ -56,7 +56,7 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
     public Plan plan(boolean causal) {
         return plans.computeIfAbsent(causal, c -> {
             Plan p = Planner.plan(topology, strategy, c); // validated by the planner
-            RankProgram.requireTokenChunks(p);
+            RankProgram.refuseHeadParallel(p, "an NcclGroup");
             return p;
         });
     }

@@ -195,7 +195,7 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
 
     private static Plan planFor(Topology topology, Strategy strategy, boolean causal) {
         Plan plan = PlanValidator.requireValid(Planner.plan(topology, strategy, causal));
-        RankProgram.requireTokenChunks(plan);
+        RankProgram.refuseHeadParallel(plan, "a ProcessGroup");
         return plan;
     }
 

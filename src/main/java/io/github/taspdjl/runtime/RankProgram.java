@@ -2,6 +2,7 @@ package io.github.taspdjl.runtime;
 
 import io.github.taspdjl.plan.AttentionTask;
 import io.github.taspdjl.plan.ChunkId;
+import io.github.taspdjl.plan.HeadParallel;
 import io.github.taspdjl.plan.Mask;
 import io.github.taspdjl.plan.Plan;
 import io.github.taspdjl.plan.SequenceLayout;
@@ -111,16 +112,144 @@ public final class RankProgram {
     }
 
     /**
-     * Throws for plans that move heads (ulysses, hybrid): programs are lowered from token-chunk plans only
-     * (a head-parallel plan's inner plan), and the head-parallel forward and backward run on in-process
-     * groups only so far.
+     * Throws for plans that move heads (ulysses, hybrid): programs are lowered from token-chunk plans only. A
+     * head-parallel plan runs around them (all-to-alls over heads, see {@code HeadParallelForward}); a hybrid's
+     * inner attention runs its inner plan's programs lifted to world ranks ({@link #liftAll}).
      */
     public static void requireTokenChunks(Plan plan) {
         if (plan.headParallel() != null) {
-            throw new IllegalArgumentException(plan.strategy().cliName() + " moves heads with an all-to-all, which runs on"
-                    + " in-process groups (SequenceParallelGroup) only so far; between processes (TCP) and over NCCL use a"
-                    + " strategy that moves token chunks (ring, zigzag, tasp, tasp-causal, tasp-hier, direct, auto)");
+            throw new IllegalArgumentException(plan.strategy().cliName() + " moves heads with an all-to-all: only its"
+                    + " inner plan lowers to programs (RankProgram.liftAll lifts them to world ranks); lower a strategy"
+                    + " that moves token chunks (ring, zigzag, tasp, tasp-causal, tasp-hier, direct, auto)");
         }
+    }
+
+    /**
+     * Throws for head-parallel plans on groups that cannot run them yet (between processes, over NCCL: their
+     * transports have no all-to-all so far), naming the group.
+     */
+    static void refuseHeadParallel(Plan plan, String group) {
+        if (plan.headParallel() != null) {
+            throw new IllegalArgumentException(plan.strategy().cliName() + " moves heads with an all-to-all, which runs on"
+                    + " in-process groups (SequenceParallelGroup) only so far, not on " + group + "; use a strategy that"
+                    + " moves token chunks (ring, zigzag, tasp, tasp-causal, tasp-hier, direct, auto)");
+        }
+    }
+
+    /**
+     * The programs of a hybrid's inner attention for every world rank: the inner plan's programs, lowered for
+     * this sequence length (and packing), each copied for every member of a Ulysses group and relabeled to
+     * world ranks ({@link #lift}). Member j's copy of inner rank g runs as world rank {@code hp.rank(g, j)}, so
+     * all copies run together as one run of the world's transport; ranks of different copies exchange nothing.
+     *
+     * @param documents the packed documents, or null for one sequence
+     * @throws IllegalArgumentException for a plan that is not head-parallel
+     */
+    public static long[][] liftAll(Plan plan, long seqLen, PackedSequence documents) {
+        HeadParallel hp = requireHeadParallel(plan);
+        long[][] inner = lowerAll(hp.inner(), seqLen, documents);
+        long[][] out = new long[hp.worldSize()][];
+        for (int r = 0; r < out.length; r++) {
+            out[r] = lift(inner[hp.groupOf(r)], hp, hp.memberOf(r));
+        }
+        return out;
+    }
+
+    /** The return maps of {@link #liftAll}'s programs (the inner plan's, relabeled the same way), by world rank. */
+    public static long[][] liftReturnMapsAll(Plan plan, long seqLen) {
+        HeadParallel hp = requireHeadParallel(plan);
+        long[][] inner = returnMapsAll(hp.inner(), seqLen);
+        long[][] out = new long[hp.worldSize()][];
+        for (int r = 0; r < out.length; r++) {
+            out[r] = liftReturnMap(inner[hp.groupOf(r)], hp, hp.memberOf(r));
+        }
+        return out;
+    }
+
+    private static HeadParallel requireHeadParallel(Plan plan) {
+        if (plan.headParallel() == null) {
+            throw new IllegalArgumentException(plan.strategy().cliName() + " moves token chunks: lower it with lowerAll");
+        }
+        return plan.headParallel();
+    }
+
+    /**
+     * Member {@code member}'s copy of an inner rank's program (layout in {@code native/src/executor.h}): the
+     * header's rank g becomes world rank {@code hp.rank(g, member)} and its world the world size, and every
+     * send's and receive's peer p becomes {@code hp.rank(p, member)}. Token ranges, buffers and tasks stay:
+     * each world rank holds exactly the tokens its inner rank holds.
+     */
+    static long[] lift(long[] program, HeadParallel hp, int member) {
+        int m = hp.inner().worldSize();
+        if (program.length < 8 || program[0] != MAGIC || program[1] != VERSION || program[3] != m) {
+            throw new IllegalArgumentException("not a program of a " + m + "-rank inner plan");
+        }
+        long[] w = program.clone();
+        w[2] = hp.rank(innerRank(w[2], m), member);
+        w[3] = hp.worldSize();
+        int i = 8;
+        for (long s = 0; s < w[4]; s++) {
+            fits(w, i + 3L, "program");
+            long sends = w[i];
+            long recvs = w[i + 1];
+            long tasks = w[i + 2];
+            i += 3;
+            fits(w, i + 6 * sends + 4 * recvs + 6 * tasks, "program");
+            for (long x = 0; x < sends; x++, i += 6) { // (peer, src_buffer, src_start, count, dst_buffer, dst_start)
+                w[i] = hp.rank(innerRank(w[i], m), member);
+            }
+            for (long x = 0; x < recvs; x++, i += 4) { // (peer, dst_buffer, dst_start, count)
+                w[i] = hp.rank(innerRank(w[i], m), member);
+            }
+            i += (int) (6 * tasks); // tasks name no rank
+        }
+        if (i != w.length) {
+            throw new IllegalArgumentException("malformed program: " + w.length + " words, its steps end at " + i);
+        }
+        return w;
+    }
+
+    /**
+     * Member {@code member}'s copy of an inner rank's return map (layout in {@code
+     * native/src/executor_backward.h}): every send's and receive's peer p becomes {@code hp.rank(p, member)}.
+     */
+    static long[] liftReturnMap(long[] map, HeadParallel hp, int member) {
+        int m = hp.inner().worldSize();
+        if (map.length < 4 || map[0] != RETURN_MAP_MAGIC || map[1] != RETURN_MAP_VERSION) {
+            throw new IllegalArgumentException("not a return map of version " + RETURN_MAP_VERSION);
+        }
+        long[] w = map.clone();
+        int i = 4;
+        for (long b = 0; b <= w[2]; b++) {
+            fits(w, i + 2L, "return map");
+            long sends = w[i];
+            long recvs = w[i + 1];
+            i += 2;
+            fits(w, i + 4 * sends + 5 * recvs, "return map");
+            for (long x = 0; x < sends; x++, i += 4) { // (peer, src_start, count, dst_start)
+                w[i] = hp.rank(innerRank(w[i], m), member);
+            }
+            for (long x = 0; x < recvs; x++, i += 5) { // (peer, dst_start, count, kind, start)
+                w[i] = hp.rank(innerRank(w[i], m), member);
+            }
+        }
+        if (i != w.length) {
+            throw new IllegalArgumentException("malformed return map: " + w.length + " words, its steps end at " + i);
+        }
+        return w;
+    }
+
+    private static void fits(long[] w, long end, String what) {
+        if (end > w.length) {
+            throw new IllegalArgumentException("malformed " + what + ": " + w.length + " words, needs " + end);
+        }
+    }
+
+    private static int innerRank(long r, int m) {
+        if (r < 0 || r >= m) {
+            throw new IllegalArgumentException("inner rank " + r + " outside an inner plan of " + m + " ranks");
+        }
+        return (int) r;
     }
 
     /** Programs for every rank of {@code plan} at this sequence length, indexed by rank. */

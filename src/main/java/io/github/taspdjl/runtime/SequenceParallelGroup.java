@@ -81,10 +81,6 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     private final Set<Thread> ownThreads;
     private volatile boolean closed;
     private volatile String failure;
-    /** Emulated link rates in bytes per second (0: unlimited), for the inner groups of hybrids. */
-    private final double[][] linkRates;
-    /** Hybrids: per Ulysses degree, one inner group per member index (the ranks that share a head subset). */
-    private final Map<Integer, NativeGroup[]> innerGroups = new ConcurrentHashMap<>();
 
     private SequenceParallelGroup(Builder b) {
         this.topology = b.topology != null ? b.topology
@@ -95,7 +91,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         this.timeoutMs = b.timeoutMs;
         int n = topology.deviceCount();
         this.nativeGroup = new NativeGroup(n, timeoutMs);
-        this.linkRates = new double[n][n];
+        double[][] linkRates = new double[n][n]; // bytes per second, 0: unlimited
         if (b.uniformGbps > 0) {
             for (Link l : topology.links()) {
                 linkRates[l.from()][l.to()] = b.uniformGbps * 1e9;
@@ -170,16 +166,17 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     }
 
     /**
-     * The native program of each rank for a mask and sequence length; for a head-parallel plan, those of its
-     * inner plan (one per inner rank).
+     * The native program of each rank for a mask and sequence length; for a head-parallel plan, its inner plan's
+     * lifted to world ranks ({@link RankProgram#liftAll}): a hybrid's inner attention runs on this group as one
+     * run of every rank, with the emulated rates of the links between the ranks that share heads.
      */
     long[][] programs(boolean causal, long seqLen) {
-        return programs.computeIfAbsent(causal + "/" + seqLen, key -> RankProgram.lowerAll(lowered(plan(causal)), seqLen));
+        return programs.computeIfAbsent(causal + "/" + seqLen, key -> lower(plan(causal), seqLen, null));
     }
 
-    /** The plan that is lowered to programs: the plan itself, or a head-parallel plan's inner plan. */
-    private static Plan lowered(Plan plan) {
-        return plan.headParallel() != null ? plan.headParallel().inner() : plan;
+    private static long[][] lower(Plan plan, long seqLen, PackedSequence documents) {
+        return plan.headParallel() != null ? RankProgram.liftAll(plan, seqLen, documents)
+                : RankProgram.lowerAll(plan, seqLen, documents);
     }
 
     private record PackedPrograms(boolean causal, PackedSequence documents, long[][] programs) {}
@@ -194,15 +191,15 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         if (last != null && last.causal() == causal && last.documents().equals(documents)) {
             return last.programs();
         }
-        long[][] lowered = RankProgram.lowerAll(lowered(plan(causal)), seqLen, documents);
+        long[][] lowered = lower(plan(causal), seqLen, documents);
         lastPacked.set(new PackedPrograms(causal, documents, lowered));
         return lowered;
     }
 
     /** The backward's return map of each rank for a mask and sequence length. */
     long[][] returnMaps(boolean causal, long seqLen) {
-        return returnMaps.computeIfAbsent(causal + "/" + seqLen,
-                key -> RankProgram.returnMapsAll(lowered(plan(causal)), seqLen));
+        return returnMaps.computeIfAbsent(causal + "/" + seqLen, key -> plan(causal).headParallel() != null
+                ? RankProgram.liftReturnMapsAll(plan(causal), seqLen) : RankProgram.returnMapsAll(plan(causal), seqLen));
     }
 
     /**
@@ -318,13 +315,10 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
             return nativeGroup.rankBackward(rank, programs(causal, seqLen)[rank], returnMaps(causal, seqLen)[rank], dout, q, k,
                     v, out, lse, scale);
         }
-        HeadParallelBackward.Inner inner = null;
-        if (plan.headParallel().inner().worldSize() > 1) {
-            int g = plan.headParallel().groupOf(rank);
-            inner = new HeadParallelBackward.Inner(innerGroups(plan)[plan.headParallel().memberOf(rank)],
-                    programs(causal, seqLen)[g], returnMaps(causal, seqLen)[g]);
-        }
-        return HeadParallelBackward.backward(plan, nativeGroup, inner, rank, dout, q, k, v, out, lse, causal, scale, seqLen);
+        boolean hybrid = plan.headParallel().inner().worldSize() > 1;
+        return HeadParallelBackward.backward(plan, RankTransport.of(nativeGroup, rank),
+                hybrid ? programs(causal, seqLen)[rank] : null, hybrid ? returnMaps(causal, seqLen)[rank] : null, rank, dout,
+                q, k, v, out, lse, causal, scale, seqLen);
     }
 
     /** One rank's forward: its program, or for a head-parallel plan the all-to-alls around its attention. */
@@ -334,37 +328,9 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         if (plan.headParallel() == null) {
             return nativeGroup.rankForward(rank, programs(causal, seqLen, documents)[rank], q, k, v, scale);
         }
-        HeadParallelForward.Inner inner = null;
-        if (plan.headParallel().inner().worldSize() > 1) {
-            NativeGroup[] groups = innerGroups(plan);
-            inner = new HeadParallelForward.Inner(groups[plan.headParallel().memberOf(rank)],
-                    programs(causal, seqLen, documents)[plan.headParallel().groupOf(rank)]);
-        }
-        return HeadParallelForward.forward(plan, nativeGroup, inner, rank, q, k, v, causal, scale, seqLen, documents);
-    }
-
-    /**
-     * A hybrid's inner groups: for each member index j, a group of the n/u ranks j, u+j, ... (inner rank g is
-     * rank g*u+j), with the emulated rates of the links between them.
-     */
-    private NativeGroup[] innerGroups(Plan plan) {
-        int u = plan.headParallel().degree();
-        return innerGroups.computeIfAbsent(u, key -> {
-            int m = worldSize() / u;
-            NativeGroup[] groups = new NativeGroup[u];
-            for (int j = 0; j < u; j++) {
-                groups[j] = new NativeGroup(m, timeoutMs);
-                for (int a = 0; a < m; a++) {
-                    for (int c = 0; c < m; c++) {
-                        double rate = linkRates[a * u + j][c * u + j];
-                        if (a != c && rate > 0) {
-                            groups[j].setLinkRate(a, c, rate);
-                        }
-                    }
-                }
-            }
-            return groups;
-        });
+        long[] inner = plan.headParallel().inner().worldSize() > 1 ? programs(causal, seqLen, documents)[rank] : null;
+        return HeadParallelForward.forward(plan, RankTransport.of(nativeGroup, rank), inner, rank, q, k, v, causal, scale,
+                seqLen, documents);
     }
 
     /** Fails the group, so that no peer waits for a rank that will not run. */
@@ -375,11 +341,6 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
         try {
             nativeGroup.fail("rank " + rank + ": " + why);
-            for (NativeGroup[] groups : innerGroups.values()) {
-                for (NativeGroup g : groups) {
-                    g.fail("rank " + rank + ": " + why);
-                }
-            }
         } catch (IllegalStateException closedMeanwhile) {
             // nothing is waiting on a closed group
         }
@@ -597,11 +558,6 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
         closed = true;
         nativeGroup.close();
-        for (NativeGroup[] groups : innerGroups.values()) {
-            for (NativeGroup g : groups) {
-                g.close();
-            }
-        }
         List<Thread> threads = new ArrayList<>(ownThreads);
         rankThreads.shutdownNow();
         try {

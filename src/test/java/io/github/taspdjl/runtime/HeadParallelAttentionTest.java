@@ -165,10 +165,10 @@ public class HeadParallelAttentionTest {
     }
 
     @Test
-    public void processAndNcclGroupsRefuseHeadParallelPlansSayingWhere() {
+    public void headParallelPlansLowerOnlyTheirInnerPlan() {
         IllegalArgumentException e = expectThrows(IllegalArgumentException.class,
                 () -> RankProgram.lowerAll(io.github.taspdjl.plan.Planner.ulysses(4, false), 64));
-        assertTrue(e.getMessage().contains("in-process groups (SequenceParallelGroup) only so far"), e.getMessage());
+        assertTrue(e.getMessage().contains("only its inner plan lowers to programs (RankProgram.liftAll"), e.getMessage());
     }
 
     @Test(timeOut = 30_000)
