@@ -189,6 +189,12 @@ TASP_API int tasp_tcp_rank_backward(tasp_tcp_mesh mesh, const int64_t* program, 
                                     tasp_tensor k, tasp_tensor v, tasp_tensor out, tasp_tensor lse, int has_scale,
                                     double scale, tasp_tensor* dq, tasp_tensor* dk, tasp_tensor* dv, double* stats,
                                     int64_t stats_len);
+// As tasp_rank_all_to_all, over the mesh (CPU tensors; world: the mesh's). Every rank of the mesh
+// calls it in the same order as its forwards and backwards. Ranks that disagree on a piece fail
+// alike (TASP_ERR_ARGUMENT, naming the pair) and the mesh stays usable; bad input on one rank, a
+// timeout or a lost peer fails the mesh on every rank.
+TASP_API int tasp_tcp_all_to_all(tasp_tcp_mesh mesh, int world, const tasp_tensor* sends, const int64_t* recv_sizes,
+                                 int ndim, tasp_tensor like, tasp_tensor* received, double* stats, int64_t stats_len);
 
 // Element types for tasp_cast.
 #define TASP_DTYPE_FLOAT32 0

@@ -438,6 +438,17 @@ int tasp_tcp_rank_backward(tasp_tcp_mesh m, const int64_t* program, int64_t prog
   });
 }
 
+int tasp_tcp_all_to_all(tasp_tcp_mesh m, int world, const tasp_tensor* sends, const int64_t* recv_sizes, int ndim,
+                        tasp_tensor like, tasp_tensor* received, double* stats, int64_t stats_len) {
+  return guarded([&] {
+    tasp::TcpMesh& mesh = mesh_of(m);
+    AllToAllArgs a = unpack_all_to_all("tcp all-to-all", world, sends, recv_sizes, ndim, like, received);
+    // A world other than the mesh's fails in describe_all_to_all, on the mesh: the peers learn it too.
+    tasp::AllToAllResult res = tasp::tcp_all_to_all(mesh, a.sends, a.recv_sizes, handle(like));
+    write_received(res, received, stats, stats_len);
+  });
+}
+
 namespace {
 std::vector<AtenTensorHandle> tensor_list(const tasp_tensor* tensors, int64_t n) {
   if (n < 0 || (n > 0 && tensors == nullptr)) tasp::fail(TASP_ERR_ARGUMENT, "all-reduce: no tensors");

@@ -531,6 +531,18 @@ JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpMeshDestroy(JNI
   if (rc != TASP_OK) throw_java(env, rc, "tcp transport");
 }
 
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpAllToAll(JNIEnv* env, jclass, jlong mesh,
+                                                                               jlongArray sends, jlongArray recv_sizes,
+                                                                               jint ndim, jlong like,
+                                                                               jdoubleArray stats) {
+  return all_to_all_call(env, sends, recv_sizes, ndim, stats, "tcp all-to-all",
+                         [&](int world, void** pieces, const int64_t* sizes, void** received, double* st,
+                             int64_t st_len) {
+                           return tasp_tcp_all_to_all(h(mesh), world, pieces, sizes, ndim, h(like), received, st,
+                                                      st_len);
+                         });
+}
+
 JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_tcpRankForward(
     JNIEnv* env, jclass, jlong mesh, jlongArray program, jlong q, jlong k, jlong v, jboolean has_scale, jdouble scale,
     jdoubleArray stats) {

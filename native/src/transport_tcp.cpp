@@ -20,6 +20,7 @@
 #include <mutex>
 #include <thread>
 
+#include "all_to_all.h"
 #include "errors.h"
 #include "step_thread.h"
 #include "transport.h"
@@ -30,6 +31,7 @@ namespace {
 constexpr int64_t kHelloMagic = 0x7A5B7C01;
 constexpr int64_t kData = 0x7A5B0D01, kFailMsg = 0x7A5B0D02, kBye = 0x7A5B0D03, kDesc = 0x7A5B0D04;
 constexpr int64_t kReduce = 0x7A5B0D05;           // one rank's values of one all-reduce
+constexpr int64_t kPiece = 0x7A5B0D06;            // one rank's piece for one peer in an all-to-all run
 constexpr int64_t kMaxReduceValues = int64_t{1} << 30;  // 4 GiB of fp32 per all-reduce
 constexpr int64_t kHeaderWords = 7;  // kind, run, step, dst_buffer, dst_start, count, payload bytes
 constexpr int64_t kMaxFailText = 4096;
@@ -157,13 +159,21 @@ struct Expected {
   Recv recv;
 };
 
+// The receive side of one all-to-all run: per peer the tensor its piece lands in (null where
+// nothing comes) and the exact byte count expected.
+struct Pieces {
+  std::vector<Tensor> recv;
+  std::vector<int64_t> bytes;
+};
+
 }  // namespace
 
 class TcpMesh {
  public:
   TcpMesh(int world, int rank, const std::string& bind_host, int64_t timeout_ms)
       : world_(world), rank_(rank), timeout_(timeout_ms), peers_(static_cast<size_t>(std::max(world, 1))),
-        descs_(static_cast<size_t>(std::max(world, 1))), reduce_in_(static_cast<size_t>(std::max(world, 1))) {
+        descs_(static_cast<size_t>(std::max(world, 1))), last_desc_(static_cast<size_t>(std::max(world, 1)), 0),
+        reduce_in_(static_cast<size_t>(std::max(world, 1))) {
     if (world < 1 || rank < 0 || rank >= world) {
       fail(TASP_ERR_ARGUMENT, "tcp transport: rank " + std::to_string(rank) + " outside a world of " + std::to_string(world));
     }
@@ -292,25 +302,29 @@ class TcpMesh {
       }
     }
     std::unique_lock<std::mutex> lock(mutex_);
-    check_locked();
-    if (!connected_) fail(TASP_ERR_STATE, "tcp transport: not connected");
-    if (phase_ != Phase::kIdle) {
-      fail(TASP_ERR_STATE, "tcp transport: a run is already active on this rank (one forward at a time)");
-    }
-    for (int p = 0; p < world_; ++p) {
-      if (peers_[static_cast<size_t>(p)].left) {
-        lock.unlock();
-        fail_mesh("rank " + std::to_string(p) + " left the group (it closed its transport)");  // tells the peers
-        check();
-      }
-    }
-    ++run_;
+    open_run(lock);
     own_ = std::move(own);
     expected_ = std::move(expected);
     cursor_.assign(static_cast<size_t>(world_), 0);
     arrived_.assign(program.steps.size(), 0);
     completed_ = 0;
-    phase_ = Phase::kAgreeing;
+    pieces_.reset();
+    cv_.notify_all();
+  }
+
+  // Starts run `run_ + 1` as an all-to-all that receives into `pieces`; until agree() passes no
+  // PIECE lands. It takes the same run numbers as forwards and backwards, so every rank's runs of
+  // either kind stay in one sequence.
+  void begin_all_to_all(std::shared_ptr<const Pieces> pieces) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    open_run(lock);
+    own_.reset();
+    expected_.assign(static_cast<size_t>(world_), {});
+    cursor_.assign(static_cast<size_t>(world_), 0);
+    arrived_.assign(1, 0);
+    completed_ = 0;
+    pieces_ = std::move(pieces);
+    piece_arrived_.assign(static_cast<size_t>(world_), 0);
     cv_.notify_all();
   }
 
@@ -323,20 +337,8 @@ class TcpMesh {
     int64_t header[kHeaderWords] = {kDesc, run, 0, 0, 0, 0, static_cast<int64_t>(words.size() * sizeof(int64_t))};
     for (int p = 0; p < world_; ++p) {
       if (p == rank_) continue;
-      Peer& peer = peers_[static_cast<size_t>(p)];
-      const Deadline deadline = Clock::now() + timeout_;
-      Io io;
-      {
-        std::lock_guard<std::timed_mutex> lock(peer.send_mutex);
-        io = write_exact(peer.fd, header, sizeof header, deadline);
-        if (io == Io::kOk) io = write_exact(peer.fd, words.data(), words.size() * sizeof(int64_t), deadline);
-      }
-      if (io != Io::kOk) {
-        fail_mesh(io == Io::kTimeout ? "rank " + std::to_string(p) + " took no run descriptor from rank " +
-                                           std::to_string(rank_) + " for " + std::to_string(timeout_.count()) + " ms"
-                                     : lost_text(p, "while rank " + std::to_string(rank_) + " was sending to it"));
-        check();
-      }
+      Io io = send_message(p, header, words.data());
+      if (io != Io::kOk) send_failed(p, io, "run descriptor");
     }
     std::vector<RunDescriptor> all(static_cast<size_t>(world_));
     {
@@ -383,6 +385,7 @@ class TcpMesh {
     cv_.wait(lock, [&] { return writers_ == 0; });
     phase_ = Phase::kIdle;
     own_.reset();
+    pieces_.reset();
     cv_.notify_all();
   }
 
@@ -403,21 +406,31 @@ class TcpMesh {
                          deadline);
       }
     }
-    if (io != Io::kOk) {
-      bool left;
-      {
-        std::lock_guard<std::mutex> state(mutex_);
-        left = peer.left;
+    if (io != Io::kOk) send_failed(static_cast<int>(s.peer), io, "data", " (step " + std::to_string(step) + ")");
+  }
+
+  // Sends one PIECE message: this rank's whole piece for `p` in the current all-to-all run, `bytes`
+  // from `data` (contiguous). The peer's reader drains it on its own thread once that rank agreed,
+  // so two ranks that send each other large pieces at once never wait on each other.
+  void send_piece(int p, const void* data, int64_t bytes) {
+    int64_t header[kHeaderWords] = {kPiece, run_, 0, 0, 0, 0, bytes};
+    Io io = send_message(p, header, data);
+    if (io != Io::kOk) send_failed(p, io, "all-to-all piece");
+  }
+
+  // Waits until the piece of every peer that sends to this rank arrived.
+  void wait_pieces() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto missing = [&] {
+      std::vector<int> who;
+      for (int p = 0; p < world_; ++p) {
+        if (needs_piece_locked(p)) who.push_back(p);
       }
-      std::string why = io == Io::kTimeout ? "rank " + std::to_string(s.peer) + " took no data from rank " +
-                                                 std::to_string(rank_) + " for " + std::to_string(timeout_.count()) +
-                                                 " ms (step " + std::to_string(step) + ")"
-                        : left ? "rank " + std::to_string(s.peer) + " left the group (it closed its transport)"
-                               : lost_text(static_cast<int>(s.peer), "while rank " + std::to_string(rank_) +
-                                                                         " was sending to it");
-      fail_mesh(why);
-      check();
-    }
+      return who;
+    };
+    wait_for(lock, [&] { return missing().empty(); },
+             [&] { return "rank " + std::to_string(rank_) + " waited for the all-to-all pieces of rank(s) " +
+                          rank_list(missing()); });
   }
 
   // Sums `count` floats over the ranks, in place. Each rank sends its values to every peer (one
@@ -439,21 +452,9 @@ class TcpMesh {
     const int64_t bytes = count * static_cast<int64_t>(sizeof(float));
     for (int p = 0; p < world_; ++p) {
       if (p == rank_) continue;
-      Peer& peer = peers_[static_cast<size_t>(p)];
       int64_t header[kHeaderWords] = {kReduce, seq, 0, 0, 0, count, bytes};
-      const Deadline deadline = Clock::now() + timeout_;
-      Io io;
-      {
-        std::lock_guard<std::timed_mutex> lock(peer.send_mutex);
-        io = write_exact(peer.fd, header, sizeof header, deadline);
-        if (io == Io::kOk && bytes > 0) io = write_exact(peer.fd, values, static_cast<size_t>(bytes), deadline);
-      }
-      if (io != Io::kOk) {
-        fail_mesh(io == Io::kTimeout ? "rank " + std::to_string(p) + " took no all-reduce values from rank " +
-                                           std::to_string(rank_) + " for " + std::to_string(timeout_.count()) + " ms"
-                                     : lost_text(p, "while rank " + std::to_string(rank_) + " was sending to it"));
-        check();
-      }
+      Io io = send_message(p, header, values);
+      if (io != Io::kOk) send_failed(p, io, "all-reduce values");
     }
     std::vector<std::vector<float>> theirs(static_cast<size_t>(world_));
     {
@@ -529,12 +530,6 @@ class TcpMesh {
     bool left = false;  // said BYE
   };
 
-  static void* data_ptr(AtenTensorHandle t) {
-    void* data = nullptr;
-    check_torch(torch_fn<aoti_get_data_ptr_fn>("aoti_torch_get_data_ptr", false)(t, &data), "aoti_torch_get_data_ptr");
-    return data;
-  }
-
   static std::string lost_text(int peer, const std::string& when) {
     return "lost rank " + std::to_string(peer) + ": its connection closed " + when +
            " (the process died, was killed or closed its transport)";
@@ -542,6 +537,69 @@ class TcpMesh {
 
   void check_locked() const {
     if (failed_) fail(TASP_ERR_GROUP, failure_);
+  }
+
+  // Takes the next run number for a run of any kind (mutex held): the mesh must be connected, not
+  // failed, idle, and every peer still there. The run then agrees (phase kAgreeing).
+  void open_run(std::unique_lock<std::mutex>& lock) {
+    check_locked();
+    if (!connected_) fail(TASP_ERR_STATE, "tcp transport: not connected");
+    if (phase_ != Phase::kIdle) {
+      fail(TASP_ERR_STATE, "tcp transport: a run is already active on this rank (one run at a time)");
+    }
+    for (int p = 0; p < world_; ++p) {
+      if (peers_[static_cast<size_t>(p)].left) {
+        lock.unlock();
+        fail_mesh("rank " + std::to_string(p) + " left the group (it closed its transport)");  // tells the peers
+        check();
+      }
+    }
+    ++run_;
+    phase_ = Phase::kAgreeing;
+  }
+
+  // Writes one message to `p` (header, then header[6] bytes of payload) under p's send lock, within
+  // the mesh's deadline.
+  Io send_message(int p, const int64_t* header, const void* payload) {
+    Peer& peer = peers_[static_cast<size_t>(p)];
+    const Deadline deadline = Clock::now() + timeout_;
+    std::lock_guard<std::timed_mutex> lock(peer.send_mutex);
+    Io io = write_exact(peer.fd, header, kHeaderWords * sizeof(int64_t), deadline);
+    if (io == Io::kOk && header[6] > 0) io = write_exact(peer.fd, payload, static_cast<size_t>(header[6]), deadline);
+    return io;
+  }
+
+  // A send of `what` to `p` that did not complete: fails the mesh naming p (it took nothing for the
+  // timeout, it left, or its connection was lost) and throws.
+  [[noreturn]] void send_failed(int p, Io io, const std::string& what, const std::string& context = "") {
+    bool left;
+    {
+      std::lock_guard<std::mutex> state(mutex_);
+      left = peers_[static_cast<size_t>(p)].left;
+    }
+    std::string why = io == Io::kTimeout ? "rank " + std::to_string(p) + " took no " + what + " from rank " +
+                                               std::to_string(rank_) + " for " + std::to_string(timeout_.count()) +
+                                               " ms" + context
+                      : left ? "rank " + std::to_string(p) + " left the group (it closed its transport)"
+                             : lost_text(p, "while rank " + std::to_string(rank_) + " was sending to it");
+    fail_mesh(why);
+    check();
+    fail(TASP_ERR_GROUP, why);  // not reached: the mesh failed
+  }
+
+  // Whether the current all-to-all still waits for p's piece (mutex held).
+  bool needs_piece_locked(int p) const {
+    const size_t i = static_cast<size_t>(p);
+    return pieces_ != nullptr && pieces_->recv[i].get() != nullptr && piece_arrived_[i] == 0;
+  }
+
+  // Whether the current run still needs something from p (mutex held): its run descriptor, a
+  // transfer of the program or an all-to-all piece. A peer that leaves while it does fails the run.
+  bool needs_from_locked(int p) const {
+    const size_t i = static_cast<size_t>(p);
+    if (phase_ == Phase::kIdle) return false;
+    if (phase_ == Phase::kAgreeing && last_desc_[i] < run_) return true;
+    return cursor_[i] < expected_[i].size() || needs_piece_locked(p);
   }
 
   template <typename Ready, typename What>
@@ -604,7 +662,7 @@ class TcpMesh {
           {
             std::lock_guard<std::mutex> lock(mutex_);
             peer.left = true;
-            needed = phase_ != Phase::kIdle && cursor_[static_cast<size_t>(p)] < expected_[static_cast<size_t>(p)].size();
+            needed = needs_from_locked(p);
           }
           if (needed) {
             fail_mesh("rank " + std::to_string(p) + " left the group before sending what rank " +
@@ -624,6 +682,10 @@ class TcpMesh {
         }
         if (h[0] == kReduce) {
           if (!receive_reduce(p, h)) return;
+          continue;
+        }
+        if (h[0] == kPiece) {
+          if (!receive_piece(p, h)) return;
           continue;
         }
         if (h[0] != kData) {
@@ -670,6 +732,7 @@ class TcpMesh {
               " while rank " + std::to_string(rank_) + " is at run " + std::to_string(run_);
       } else {
         pending[h[1]] = std::move(buf);
+        last_desc_[static_cast<size_t>(p)] = h[1];
         cv_.notify_all();
       }
     }
@@ -724,11 +787,7 @@ class TcpMesh {
              (run_ == run && phase_ != Phase::kAgreeing && (phase_ != Phase::kActive || completed_ >= step));
     });
     if (failed_ || stopping_) return false;
-    auto protocol = [&](const std::string& why) {
-      lock.unlock();
-      fail_mesh("tcp transport: rank " + std::to_string(p) + " sent " + why);
-      return false;
-    };
+    auto protocol = [&](const std::string& why) { return protocol_error(lock, p, why); };
     if (run_ != run || phase_ != Phase::kActive) {
       return protocol("data of run " + std::to_string(run) + " while rank " + std::to_string(rank_) + " is in run " +
                       std::to_string(run_) + (phase_ == Phase::kActive ? "" : " (not running)"));
@@ -770,6 +829,57 @@ class TcpMesh {
     }
     cv_.notify_all();
     lock.unlock();
+    return read_done(p, io);
+  }
+
+  // A PIECE message from p: waits until this rank's run h[1] agreed, checks that it is an all-to-all
+  // that expects a piece from p not yet here, of exactly h[6] bytes (the size both sides agreed on),
+  // then reads the payload straight into that piece's receive tensor. False when the reader must stop.
+  bool receive_piece(int p, const int64_t* h) {
+    const int64_t run = h[1], bytes = h[6];
+    const size_t i = static_cast<size_t>(p);
+    std::unique_lock<std::mutex> lock(mutex_);
+    // No deadline here (as for DATA): the sender's wait has one.
+    cv_.wait(lock, [&] { return failed_ || stopping_ || run_ > run || (run_ == run && phase_ != Phase::kAgreeing); });
+    if (failed_ || stopping_) return false;
+    if (run_ != run || phase_ != Phase::kActive || pieces_ == nullptr) {
+      return protocol_error(lock, p, "an all-to-all piece of run " + std::to_string(run) + " while rank " +
+                                         std::to_string(rank_) + " is in run " + std::to_string(run_) +
+                                         (phase_ == Phase::kActive ? " (not an all-to-all)" : " (not running)"));
+    }
+    if (!needs_piece_locked(p)) {
+      return protocol_error(lock, p, std::string(pieces_->recv[i].get() == nullptr ? "an" : "a second") +
+                                         " all-to-all piece that rank " + std::to_string(rank_) +
+                                         " does not expect in run " + std::to_string(run));
+    }
+    if (bytes != pieces_->bytes[i]) {
+      return protocol_error(lock, p, "an all-to-all piece of " + std::to_string(bytes) + " bytes, rank " +
+                                         std::to_string(rank_) + " expects " + std::to_string(pieces_->bytes[i]));
+    }
+    ++writers_;
+    std::shared_ptr<const Pieces> pieces = pieces_;  // alive while this reader writes into it
+    void* target = data_ptr(pieces->recv[i].get());
+    lock.unlock();
+
+    Io io = read_exact(peers_[i].fd, target, static_cast<size_t>(bytes), Clock::now() + timeout_);
+
+    lock.lock();
+    --writers_;
+    if (io == Io::kOk) piece_arrived_[i] = 1;
+    cv_.notify_all();
+    lock.unlock();
+    return read_done(p, io);
+  }
+
+  // A message from p that does not fit what this rank expects: fails the mesh naming it.
+  bool protocol_error(std::unique_lock<std::mutex>& lock, int p, const std::string& why) {
+    lock.unlock();
+    fail_mesh("tcp transport: rank " + std::to_string(p) + " sent " + why);
+    return false;
+  }
+
+  // After a payload read from p: fails the mesh if it did not complete. False when the reader must stop.
+  bool read_done(int p, Io io) {
     if (io == Io::kTimeout) {
       fail_mesh("rank " + std::to_string(p) + " stopped sending in the middle of a transfer for " +
                 std::to_string(timeout_.count()) + " ms");
@@ -796,12 +906,15 @@ class TcpMesh {
   Phase phase_ = Phase::kIdle;
   std::shared_ptr<const RankBuffers> own_;
   std::vector<std::map<int64_t, std::vector<int64_t>>> descs_;  // per peer: run -> its descriptor, not yet used
+  std::vector<int64_t> last_desc_;                               // per peer: the last run it sent a descriptor for
   int64_t reduce_seq_ = 0;                                       // all-reduces this rank started
   std::vector<std::map<int64_t, std::vector<float>>> reduce_in_;  // per peer: all-reduce -> its values
   std::vector<std::vector<Expected>> expected_;
   std::vector<size_t> cursor_;
   std::vector<int64_t> arrived_;
   int64_t completed_ = 0;
+  std::shared_ptr<const Pieces> pieces_;  // the current all-to-all's receive tensors (null in other runs)
+  std::vector<char> piece_arrived_;       // per peer, in the current all-to-all
   int writers_ = 0;
 };
 
@@ -944,11 +1057,9 @@ void tcp_all_reduce(TcpMesh& mesh, const std::vector<AtenTensorHandle>& tensors)
     }
     size_t n = 1;
     for (int64_t z : ti.sizes) n *= static_cast<size_t>(z);
-    void* p = nullptr;
-    check_torch(torch_fn<aoti_get_data_ptr_fn>("aoti_torch_get_data_ptr", false)(tensors[i], &p),
-                "aoti_torch_get_data_ptr");
-    where.emplace_back(static_cast<float*>(p), n);
-    flat.insert(flat.end(), static_cast<float*>(p), static_cast<float*>(p) + n);
+    float* p = static_cast<float*>(data_ptr(tensors[i]));
+    where.emplace_back(p, n);
+    flat.insert(flat.end(), p, p + n);
   }
   mesh.all_reduce(flat.data(), static_cast<int64_t>(flat.size()));
   size_t at = 0;
@@ -971,6 +1082,81 @@ RankGradients tcp_rank_backward(TcpMesh& mesh, const int64_t* program, int64_t p
                                 AtenTensorHandle v, AtenTensorHandle out, AtenTensorHandle lse, const double* scale) {
   TcpTransport t(mesh);
   return run_backward(t, program, program_len, return_map, return_map_len, dout, q, k, v, out, lse, scale);
+}
+
+AllToAllResult tcp_all_to_all(TcpMesh& mesh, const std::vector<AtenTensorHandle>& sends,
+                              const std::vector<std::vector<int64_t>>& recv_sizes, AtenTensorHandle like) {
+  const auto t_start = Clock::now();
+  const int rank = mesh.rank(), world = mesh.world();
+  AllToAllResult result;
+  bool started = false, disagreed = false;
+  try {
+    const AllToAllShape shape = describe_all_to_all("tcp all-to-all", rank, world, sends, recv_sizes, like);
+    if (shape.like.device_type != torch().device_type_cpu()) {
+      fail(TASP_ERR_ARGUMENT, "tcp all-to-all: rank " + std::to_string(rank) + ": moves host memory; tensors on " +
+                                  device_name(shape.like.device_type, shape.like.device_index) +
+                                  " need the NCCL transport");
+    }
+    // A piece goes out as one run of bytes: a strided one is copied into a contiguous tensor first,
+    // before the run starts (an allocation failure then fails before any byte moves).
+    std::vector<Tensor> dense(static_cast<size_t>(world));
+    std::vector<AtenTensorHandle> out(static_cast<size_t>(world), nullptr);
+    for (size_t p = 0; p < out.size(); ++p) {
+      if (sends[p] == nullptr) continue;
+      const TensorInfo& s = shape.send_info[p];
+      out[p] = sends[p];
+      if (s.strides != contiguous_strides(s.sizes)) {
+        dense[p] = empty(s.sizes, s.dtype, s.device_type, s.device_index);
+        check_torch(torch().copy(dense[p].get(), sends[p], 0), "aoti_torch_copy_ (tcp all-to-all piece)");
+        out[p] = dense[p].get();
+      }
+    }
+    auto pieces = std::make_shared<Pieces>();
+    pieces->recv = allocate_receives(shape, recv_sizes);
+    pieces->bytes = shape.recv_bytes;
+
+    mesh.begin_all_to_all(pieces);
+    started = true;
+    try {
+      mesh.agree(shape.descriptor);
+    } catch (const Error& e) {
+      // Every rank saw the same descriptors and fails alike: the mesh itself stays usable.
+      disagreed = e.code() == TASP_ERR_ARGUMENT;
+      throw;
+    }
+    // Starting with the next rank up spreads the first pieces over every receiver.
+    const auto t_send = Clock::now();
+    for (int step = 1; step < world; ++step) {
+      const int p = (rank + step) % world;
+      const size_t i = static_cast<size_t>(p);
+      if (out[i] == nullptr) continue;
+      mesh.send_piece(p, data_ptr(out[i]), shape.send_bytes[i]);
+      result.stats.bytes_sent += shape.send_bytes[i];
+    }
+    result.stats.comm_ms = ms_since(t_send);
+    const auto t_wait = Clock::now();
+    mesh.wait_pieces();
+    result.stats.wait_ms = ms_since(t_wait);
+    mesh.end_run();
+    // The caller's own handles: the receive tensors stay alive as long as these do.
+    result.received.resize(static_cast<size_t>(world));
+    for (size_t p = 0; p < result.received.size(); ++p) {
+      if (pieces->recv[p].get() != nullptr) {
+        result.received[p] = view(pieces->recv[p].get(), recv_sizes[p], contiguous_strides(recv_sizes[p]), 0);
+      }
+    }
+  } catch (const std::exception& e) {
+    if (!disagreed) {
+      // Anything else fails every rank: bad input here (the peers would wait for this rank's
+      // descriptor), a send or a wait that failed (the mesh already did: the first failure wins).
+      mesh.fail_mesh(e.what());
+      mesh.shutdown_sockets();  // wakes readers blocked on sockets, so that end_run returns
+    }
+    if (started) mesh.end_run();
+    throw;
+  }
+  result.stats.total_ms = ms_since(t_start);
+  return result;
 }
 
 }  // namespace tasp

@@ -4,18 +4,25 @@
 // used by every forward run. Why our own: docs/ARCHITECTURE.md ("Between processes").
 //
 // Wire: every message is a fixed header of int64 words (kind, run, step, dst_buffer, dst_start,
-// count, payload bytes) and its payload. DATA carries the keys then the values of `count` tokens
-// straight into the receiver's buffer dst_buffer; FAIL carries a failure's text; BYE says that the
-// peer closes on purpose. One reader thread per peer reads what arrives: a DATA message waits
-// (in the socket) until this rank finished step - 1, so the buffer it lands in is free; its
-// destination must be the next receive the program expects from that peer, inside the buffer.
-// A connection that ends without BYE fails the mesh at once, naming the lost rank.
+// count, payload bytes) and its payload. DESC carries a rank's run descriptor; DATA carries the keys
+// then the values of `count` tokens straight into the receiver's buffer dst_buffer; PIECE carries a
+// rank's whole piece for the receiver in an all-to-all run, straight into the receive tensor it
+// allocated before the run agreed; REDUCE one rank's values of an all-reduce; FAIL a failure's text;
+// BYE says that the peer closes on purpose. Forwards, backwards and all-to-alls share one run
+// counter: every run starts with DESC to every peer and check_agreement over every pair, and nothing
+// of a run lands before it agreed. One reader thread per peer reads what arrives: a DATA message
+// waits (in the socket) until this rank finished step - 1, so the buffer it lands in is free; its
+// destination must be the next receive the program expects from that peer, inside the buffer. A
+// PIECE lands only if the run is an all-to-all that expects a piece from that peer, not yet
+// arrived, of exactly the agreed byte count. A connection that ends without BYE, or a BYE while
+// the run still needs something from that peer, fails the mesh at once, naming the rank.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "all_to_all.h"
 #include "executor.h"
 #include "executor_backward.h"
 
@@ -50,5 +57,14 @@ RankResult tcp_rank_forward(TcpMesh& mesh, const int64_t* program, int64_t progr
 RankGradients tcp_rank_backward(TcpMesh& mesh, const int64_t* program, int64_t program_len, const int64_t* return_map,
                                 int64_t return_map_len, AtenTensorHandle dout, AtenTensorHandle q, AtenTensorHandle k,
                                 AtenTensorHandle v, AtenTensorHandle out, AtenTensorHandle lse, const double* scale);
+
+// An all-to-all over the mesh (see all_to_all.h for its semantics and promises), CPU tensors only:
+// every rank of the mesh calls it, in the same order as its forwards and backwards (they share the
+// mesh's runs). Ranks that disagree on a piece fail alike (TASP_ERR_ARGUMENT, naming the pair) and
+// the mesh stays usable; any other failure (bad input on one rank, a timeout, a lost or departed
+// peer) fails the mesh on every rank (TASP_ERR_GROUP there). stats: comm (sending), wait (for the
+// peers' pieces), bytes sent, total.
+AllToAllResult tcp_all_to_all(TcpMesh& mesh, const std::vector<AtenTensorHandle>& sends,
+                              const std::vector<std::vector<int64_t>>& recv_sizes, AtenTensorHandle like);
 
 }  // namespace tasp

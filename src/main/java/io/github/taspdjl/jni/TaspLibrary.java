@@ -127,4 +127,7 @@ final class TaspLibrary {
     /** As {@link #rankForward}, over the TCP mesh. */
     static native long[] tcpRankForward(
             long mesh, long[] program, long q, long k, long v, boolean hasScale, double scale, double[] stats);
+
+    /** As {@link #rankAllToAll}, over the TCP mesh (CPU tensors). */
+    static native long[] tcpAllToAll(long mesh, long[] sends, long[] recvSizes, int ndim, long like, double[] stats);
 }

@@ -92,6 +92,36 @@ public final class TcpMesh implements AutoCloseable {
     }
 
     /**
+     * This rank's part of an all-to-all over the mesh (CPU arrays; see {@link NativeGroup#allToAll}):
+     * {@code sends[p]} (null: nothing) goes to rank p, and from each rank p whose {@code recvShapes[p]} is
+     * not null an array of that shape comes back, with {@code like}'s dtype, in {@code like}'s manager.
+     * Every rank must call it, in the same order as its forwards and backwards on the mesh. Ranks that
+     * disagree on a piece's shape all throw an {@link IllegalArgumentException} naming the pair, and the
+     * mesh stays usable; bad input on one rank, a timeout or a lost peer fails the mesh on every rank.
+     */
+    public NativeGroup.Exchanged allToAll(NDArray[] sends, long[][] recvShapes, NDArray like) {
+        boolean[] called = {false};
+        try {
+            return AllToAllCall.run(worldSize, sends, recvShapes, like, (pieces, sizes, ndim, likeHandle, stats) -> {
+                called[0] = true;
+                return TaspLibrary.tcpAllToAll(handle(), pieces, sizes, ndim, likeHandle, stats);
+            });
+        } catch (IllegalArgumentException e) {
+            if (!called[0]) {
+                rejected("rank " + rank + " rejected its all-to-all input: " + e.getMessage());
+            }
+            throw e;
+        }
+    }
+
+    /** Input this rank rejected before the native call: the peers would wait for it, so they fail now. */
+    private synchronized void rejected(String why) {
+        if (handle != 0) {
+            TaspLibrary.tcpMeshFail(handle, why);
+        }
+    }
+
+    /**
      * Sums each array over the ranks, in place (fp32, contiguous, on the CPU); every rank passes the
      * same number of arrays with the same element counts and gets the same values.
      */

@@ -336,6 +336,11 @@ public class ProcessGroupTest {
             final int rank = r;
             futures.add(pool.submit(() -> body.run(rank)));
         }
+        return results(futures);
+    }
+
+    /** What each rank's thread returned, in rank order; a rank that threw fails the test with its exception. */
+    static <T> List<T> results(List<Future<T>> futures) throws Exception {
         List<T> results = new ArrayList<>();
         for (Future<T> f : futures) {
             try {
