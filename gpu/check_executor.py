@@ -11,7 +11,9 @@
    of received keys travel back to their owners through the transport, in fp32).
 2. NCCL transport, world size 1: tasp_nccl_* with the program of tasp-1.json on the full
    sequence, against the same reference, then tasp_nccl_rank_backward (dq, dk, dv) against the
-   float64 autograd reference; records the NCCL version.
+   float64 autograd reference; tasp_nccl_all_reduce; tasp_nccl_all_to_all (bad input refused with
+   its message through the agreement exchange, then the valid exchange; nothing travels in a world
+   of 1); records the NCCL version.
 3. Per-rank attention work vs SDPA: one rank's local problem of a 65536-token sequence over 8
    ranks (8192 queries against all 65536 keys, bf16, H=32, Hkv=8, D=128): one PyTorch SDPA call
    against the TASP path's work (8 key chunks, tasp_attention_forward + tasp_merge_partial into
@@ -39,6 +41,7 @@ PROGRAM_VERSION = 1
 RETURN_MAP_MAGIC = 0x7A5B0B01
 RETURN_MAP_VERSION = 3
 GROUP_TIMEOUT_MS = 60000
+TASP_ERR_ARGUMENT = 1        # tasp.h: bad input
 STAGE_BUDGET_S = 150.0       # later checks are not started past this (each reports an error row)
 PERF_BOUND = 0.95            # sdpa_ms / tasp_ms must be at least this
 SANITY_BOUND = 2e-2          # the timed TASP work against SDPA's own bf16 output (relative)
@@ -75,6 +78,7 @@ def declare(tasp):
     tasp._sig("tasp_rank_backward", i, [vp, i] + backward)
     tasp._sig("tasp_nccl_rank_backward", i, [vp] + backward)
     tasp._sig("tasp_nccl_all_reduce", i, [vp, pvp, i64])
+    tasp._sig("tasp_nccl_all_to_all", i, [vp, i, pvp, p64, i, vp, pvp, pd, i64])
 
 
 # ---- programs -------------------------------------------------------------------------------
@@ -223,6 +227,15 @@ def steal_all(tasp, handles):
     if error is not None:
         raise error
     return tensors
+
+
+def free_quietly(tasp, handles):
+    """Frees every handle; a failure is printed and the rest are still freed (for finally blocks)."""
+    for h in handles:
+        try:
+            tasp.free(h)
+        except Exception:
+            traceback.print_exc()
 
 
 def compare_out_lse(ca, rep, family, tag, out, lse, ref_out, ref_lse, dtype_name, shape, **extra):
@@ -625,15 +638,12 @@ def run_nccl(ca, tasp, rep, plan, data, card):
             run_nccl_backward(ca, tasp, rep, plan, data, dtype_name, comm, handles, got[0], got[1], shape)
             if dtype_name == "fp32":
                 run_nccl_all_reduce(ca, tasp, rep, comm)
+                run_nccl_all_to_all(ca, tasp, rep, comm)
         except Exception as e:
             rep.add(family, tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
             traceback.print_exc()
         finally:
-            for h in handles:
-                try:
-                    tasp.free(h)
-                except Exception:
-                    traceback.print_exc()
+            free_quietly(tasp, handles)
             if comm.value:
                 rc = lib.tasp_nccl_comm_destroy(comm)
                 if rc != ca.TASP_OK:
@@ -672,11 +682,7 @@ def run_nccl_backward(ca, tasp, rep, plan, data, dtype_name, comm, qkv_handles, 
         rep.add("nccl", tag, "error", note=f"{type(e).__name__}: {str(e)[:300]}", **shape)
         traceback.print_exc()
     finally:
-        for h in handles:
-            try:
-                tasp.free(h)
-            except Exception:
-                traceback.print_exc()
+        free_quietly(tasp, handles)
 
 
 def run_nccl_all_reduce(ca, tasp, rep, comm):
@@ -702,11 +708,60 @@ def run_nccl_all_reduce(ca, tasp, rep, comm):
         rep.add("nccl", "all-reduce world 1", "error", note=f"{type(e).__name__}: {str(e)[:300]}")
         traceback.print_exc()
     finally:
-        for h in handles:
-            try:
-                tasp.free(h)
-            except Exception:
-                traceback.print_exc()
+        free_quietly(tasp, handles)
+
+
+def run_nccl_all_to_all(ca, tasp, rep, comm):
+    """tasp_nccl_all_to_all on a world of 1 (NCCL refuses two ranks on one GPU, so nothing travels):
+    bad input is refused with its message (a piece for oneself, tensors off the communicator's GPU,
+    pieces for another world), each refusal going through the agreement exchange as the peers' cue;
+    then the communicator, still usable, runs the valid exchange (nothing to send or receive) through
+    the same exchange and the argument checks."""
+    lib = tasp.lib
+    handles = []
+
+    def call(world, sends, shapes, like, ndim=2):
+        arr = (ctypes.c_void_p * world)(*sends)
+        flat = [x for shp in shapes for x in (shp if shp is not None else [-1] * ndim)]
+        sizes = (ctypes.c_int64 * len(flat))(*flat)
+        received = (ctypes.c_void_p * world)()
+        stats = stats_buffer(0)
+        sync()
+        rc = lib.tasp_nccl_all_to_all(comm, world, arr, sizes, ndim, like, received, stats, len(stats))
+        err = tasp.last_error() if rc != ca.TASP_OK else ""
+        sync()
+        came = [r for r in received if r]
+        steal_all(tasp, came)  # frees whatever came back (nothing should)
+        return rc, err, len(came), stats_dict(0, stats, 0)
+
+    try:
+        piece = torch.arange(6, dtype=torch.float32, device=DEVICE).reshape(2, 3)
+        handles = tasp.bridge.to_handles([piece, piece.cpu()])
+        on_gpu, on_host = handles
+        refusals = [
+            ("a piece for itself", (1, [on_gpu], [None], on_gpu), "it sends nothing to itself"),
+            ("tensors on the host", (1, [None], [None], on_host), "got tensors on cpu"),
+            ("pieces for a world of 2", (2, [None, on_gpu], [None, [2, 3]], on_gpu), "per rank of 1 are needed"),
+        ]
+        problems = []
+        for what, args, expected in refusals:
+            rc, err, came, _ = call(*args)
+            if rc != TASP_ERR_ARGUMENT or expected not in err or came:
+                problems.append(f"{what}: rc {rc}, {came} received, message {err[:120]!r}")
+        rep.add("nccl", "all-to-all world 1 refusals", "fail" if problems else "pass",
+                note="; ".join(problems) or f"{len(refusals)} refused with their message (TASP_ERR_ARGUMENT)")
+        rc, err, came, st = call(1, [None], [None], on_gpu)
+        if rc != ca.TASP_OK:
+            raise ca.TaspError("tasp_nccl_all_to_all", rc, err)
+        ok = came == 0 and st["bytes_sent"] == 0
+        rep.add("nccl", "all-to-all world 1", "pass" if ok else "fail",
+                note=f"after the refusals: agreed, {came} received, {st['bytes_sent']} B sent, total "
+                     f"{st['total_ms']:.2f} ms", stats=st)
+    except Exception as e:
+        rep.add("nccl", "all-to-all world 1", "error", note=f"{type(e).__name__}: {str(e)[:300]}")
+        traceback.print_exc()
+    finally:
+        free_quietly(tasp, handles)
 
 
 # ---- 3. per-rank attention work vs SDPA -------------------------------------------------------

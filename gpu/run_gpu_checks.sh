@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check of the native library's single-device attention and distributed executor (virtual
-# ranks on one GPU, NCCL with world size 1, forward and backward; per-rank attention work vs SDPA). Run from the repository root on a
+# ranks on one GPU, NCCL with world size 1: forward, backward, all-reduce, all-to-all; per-rank attention work vs SDPA). Run from the repository root on a
 # machine with one NVIDIA GPU, nvcc, CMake and Python with PyTorch (headers included); no Java:
 #   bash gpu/run_gpu_checks.sh            # results in ./gpu-out
 #   OUT=/some/dir bash gpu/run_gpu_checks.sh

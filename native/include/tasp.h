@@ -160,6 +160,13 @@ TASP_API int tasp_nccl_rank_backward(tasp_nccl_comm comm, const int64_t* program
 // This rank will not run the collective its peers are starting (bad input found before the call):
 // takes part in the agreement exchange with `why`, so every rank fails at once, naming this one.
 TASP_API int tasp_nccl_reject(tasp_nccl_comm comm, const char* why);
+// As tasp_rank_all_to_all, over NCCL (the communicator's ranks and world; pieces and `like` on its
+// GPU): the ranks agree through the descriptor exchange first (a disagreement, or a peer's
+// tasp_nccl_reject, fails every rank with TASP_ERR_ARGUMENT and leaves the communicator usable; bad
+// input here is sent to the peers the same way), then one NCCL group of sends and receives; the
+// current libtorch stream waits for the transfers. A timeout or an NCCL error aborts the communicator.
+TASP_API int tasp_nccl_all_to_all(tasp_nccl_comm comm, int world, const tasp_tensor* sends, const int64_t* recv_sizes,
+                                  int ndim, tasp_tensor like, tasp_tensor* received, double* stats, int64_t stats_len);
 
 // ---- TCP transport (one rank per process, CPU tensors; native/src/transport_tcp.h) -------------
 // This process's rank: listens on bind_host (a numeric IP address) at an ephemeral port (*port),

@@ -311,6 +311,27 @@ int tasp_rank_all_to_all(tasp_group g, int rank, int world, const tasp_tensor* s
   });
 }
 
+int tasp_nccl_all_to_all(tasp_nccl_comm comm, int world, const tasp_tensor* sends, const int64_t* recv_sizes,
+                         int ndim, tasp_tensor like, tasp_tensor* received, double* stats, int64_t stats_len) {
+  return guarded([&] {
+    if (comm == nullptr) tasp::fail(TASP_ERR_ARGUMENT, "nccl all-to-all: null communicator");
+    tasp::NcclComm& c = *static_cast<tasp::NcclComm*>(comm);
+    AllToAllArgs a;
+    try {
+      a = unpack_all_to_all("nccl all-to-all", world, sends, recv_sizes, ndim, like, received);
+    } catch (const tasp::Error& bad) {
+      // The peers are starting the exchange: tell them, so they fail now instead of timing out.
+      try {
+        tasp::nccl_reject(c, bad.what());
+      } catch (...) {
+      }
+      throw;
+    }
+    tasp::AllToAllResult res = tasp::nccl_all_to_all(c, a.sends, a.recv_sizes, handle(like));
+    write_received(res, received, stats, stats_len);
+  });
+}
+
 int tasp_nccl_rank_forward(tasp_nccl_comm comm, const int64_t* program, int64_t program_len, tasp_tensor q,
                            tasp_tensor k, tasp_tensor v, int has_scale, double scale, tasp_tensor* out,
                            tasp_tensor* lse, double* stats, int64_t stats_len) {

@@ -382,6 +382,18 @@ JNIEXPORT void JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclReject(JNIEnv*
   if (rc != TASP_OK) throw_java(env, rc, "nccl");
 }
 
+JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclAllToAll(JNIEnv* env, jclass, jlong comm,
+                                                                                jlongArray sends, jlongArray recv_sizes,
+                                                                                jint ndim, jlong like,
+                                                                                jdoubleArray stats) {
+  return all_to_all_call(env, sends, recv_sizes, ndim, stats, "nccl all-to-all",
+                         [&](int world, void** pieces, const int64_t* sizes, void** received, double* st,
+                             int64_t st_len) {
+                           return tasp_nccl_all_to_all(h(comm), world, pieces, sizes, ndim, h(like), received, st,
+                                                       st_len);
+                         });
+}
+
 JNIEXPORT jlongArray JNICALL Java_io_github_taspdjl_jni_TaspLibrary_ncclRankForward(
     JNIEnv* env, jclass, jlong comm, jlongArray program, jlong q, jlong k, jlong v, jboolean has_scale, jdouble scale,
     jdoubleArray stats) {

@@ -122,6 +122,91 @@ class NcclGroupCall {
   bool open_ = false;
 };
 
+// A communication stream of one collective, destroyed with the scope. Destroying a stream with work
+// still queued is allowed: the driver frees it once that work completed.
+class OwnedStream {
+ public:
+  OwnedStream() { check_cu(cuda_driver().stream_create(&stream_, TASP_CU_STREAM_NON_BLOCKING), "cuStreamCreate"); }
+  ~OwnedStream() {
+    if (stream_ != nullptr) cuda_driver().stream_destroy(stream_);
+  }
+  OwnedStream(const OwnedStream&) = delete;
+  OwnedStream& operator=(const OwnedStream&) = delete;
+  tasp_cu_stream get() const { return stream_; }
+
+ private:
+  tasp_cu_stream stream_ = nullptr;
+};
+
+void check_on_device(const NcclComm& c, const TensorInfo& t) {
+  if (t.device_type != torch().device_type_cuda() || t.device_index != c.device) {
+    fail(TASP_ERR_ARGUMENT, "nccl: rank " + std::to_string(c.rank) + " runs on cuda:" + std::to_string(c.device) +
+                                ", got tensors on " + device_name(t.device_type, t.device_index));
+  }
+}
+
+// Every rank's run descriptor, by rank: one ncclAllGather of fixed-size encodings on `stream`, which
+// first waits for `compute` (the exchange's buffers are allocated there). Used by every collective
+// that agrees before it moves data (forward, backward, all-to-all, a rank's rejection).
+std::vector<RunDescriptor> exchange_descriptors(NcclComm& c, tasp_cu_stream compute, tasp_cu_stream stream,
+                                                const RunDescriptor& mine) {
+  const int64_t words = descriptor_words(c.world);
+  std::vector<int64_t> host = encode_descriptor(mine, c.world);
+  std::vector<int64_t> gathered(static_cast<size_t>(words * c.world));
+  const int32_t f32 = torch().dtype_float32();
+  const int32_t cuda = torch().device_type_cuda();
+  Tensor send = empty({2 * words}, f32, cuda, c.device);  // 8-byte words as pairs of floats
+  Tensor recv = empty({2 * words * c.world}, f32, cuda, c.device);
+  CudaEvent allocated;  // the buffers were made on the compute stream
+  allocated.order(compute, stream);
+  const size_t bytes = static_cast<size_t>(words) * sizeof(int64_t);
+  check_cu(cuda_driver().memcpy_htod_async(reinterpret_cast<tasp_cu_deviceptr>(data_of(send.get())), host.data(),
+                                           bytes, stream),
+           "cuMemcpyHtoDAsync");
+  ncclResult_t r =
+      c.api->all_gather(data_of(send.get()), data_of(recv.get()), bytes, TASP_NCCL_UINT8, c.comm, stream);
+  if (r != TASP_NCCL_SUCCESS && r != TASP_NCCL_IN_PROGRESS) check_nccl(*c.api, r, "ncclAllGather");
+  wait_nccl_ready(c, "exchanging run descriptors");
+  CudaEvent gathered_event;
+  check_cu(cuda_driver().event_record(gathered_event.get(), stream), "cuEventRecord");
+  wait_events(c, {gathered_event.get()}, "waiting for every rank's run descriptor");
+  // The stream is idle now, so this copy cannot block on a peer.
+  check_cu(cuda_driver().memcpy_dtoh(gathered.data(), reinterpret_cast<tasp_cu_deviceptr>(data_of(recv.get())),
+                                     bytes * c.world),
+           "cuMemcpyDtoH");
+  std::vector<RunDescriptor> all;
+  for (int r2 = 0; r2 < c.world; ++r2) {
+    all.push_back(decode_descriptor(&gathered[static_cast<size_t>(r2 * words)], c.world));
+  }
+  return all;
+}
+
+// Throws TASP_ERR_ARGUMENT unless the exchanged descriptors agree (every pair's transfers too). All
+// ranks saw the same descriptors, so all fail alike and nothing has moved: the communicator stays usable.
+void check_all_agree(const NcclComm& c, const std::vector<RunDescriptor>& all) {
+  std::vector<const RunDescriptor*> views;
+  for (const RunDescriptor& d : all) views.push_back(&d);
+  check_agreement(c.rank, views, /*all_pairs=*/true, /*same_device=*/false);
+}
+
+// After a failure past the agreement: NCCL peers blocked in a transfer with this rank return only
+// when the communicator is aborted (it cannot be used again). The compute stream, which owns the
+// memory of the buffers freed on return, then waits for `stream`, so no later kernel reuses memory a
+// transfer still touches.
+void abort_and_drain(NcclComm& c, tasp_cu_stream stream, tasp_cu_stream compute) noexcept {
+  try {
+    abort_comm(c);
+  } catch (...) {
+  }
+  if (stream == nullptr) return;
+  tasp_cu_event drained = nullptr;
+  if (cuda_driver().event_create(&drained, TASP_CU_EVENT_DISABLE_TIMING) == TASP_CU_SUCCESS) {
+    cuda_driver().event_record(drained, stream);
+    cuda_driver().stream_wait_event(compute, drained, 0);
+    cuda_driver().event_destroy(drained);
+  }
+}
+
 }  // namespace
 
 NcclComm* nccl_comm_create(const char* nccl_path, int world, int rank, const char* unique_id, int device,
@@ -226,22 +311,15 @@ class NcclTransport final : public Transport {
   int rank() const override { return c_.rank; }
   int world() const override { return c_.world; }
 
-  void check_device(const TensorInfo& q) const override {
-    if (q.device_type != torch().device_type_cuda() || q.device_index != c_.device) {
-      fail(TASP_ERR_ARGUMENT, "nccl: rank " + std::to_string(c_.rank) + " runs on cuda:" + std::to_string(c_.device) +
-                                  ", got tensors on " + device_name(q.device_type, q.device_index));
-    }
-  }
+  void check_device(const TensorInfo& q) const override { check_on_device(c_, q); }
 
   void start(const Program& program, const RunDescriptor& descriptor,
              std::shared_ptr<const RankBuffers> own) override {
     program_ = &program;
     own_ = std::move(own);
     std::vector<RunDescriptor> all = exchange(descriptor);
-    std::vector<const RunDescriptor*> views;
-    for (const RunDescriptor& d : all) views.push_back(&d);
     try {
-      check_agreement(c_.rank, views, /*all_pairs=*/true, /*same_device=*/false);
+      check_all_agree(c_, all);
     } catch (const Error&) {
       agreement_failed_ = true;  // every rank saw the same descriptors and fails the same way
       throw;
@@ -336,18 +414,7 @@ class NcclTransport final : public Transport {
       if (agreement_failed_) return;  // nothing moved; every rank failed the same check
     } catch (...) {
     }
-    // NCCL peers blocked in a transfer with this rank only return when the communicator is aborted;
-    // after that it cannot be used again. The compute stream, which owns the buffers' memory, then
-    // waits for the communication stream, so no later kernel reuses memory a transfer still touches.
-    abort_comm(c_);
-    if (comm_stream_ != nullptr) {
-      tasp_cu_event drained = nullptr;
-      if (cuda_driver().event_create(&drained, TASP_CU_EVENT_DISABLE_TIMING) == TASP_CU_SUCCESS) {
-        cuda_driver().event_record(drained, comm_stream_);
-        cuda_driver().stream_wait_event(compute_, drained, 0);
-        cuda_driver().event_destroy(drained);
-      }
-    }
+    abort_and_drain(c_, comm_stream_, compute_);
   }
 
   void report(RankStats& stats) override {
@@ -357,36 +424,10 @@ class NcclTransport final : public Transport {
     stats.step_wait_ms = step_wait_ms_;
   }
 
-  // All ranks' descriptors, by rank (ncclAllGather of fixed-size encodings).
+  // All ranks' descriptors, by rank.
   std::vector<RunDescriptor> exchange(const RunDescriptor& mine) {
     exchange_tried_ = true;
-    const int64_t words = descriptor_words(c_.world);
-    std::vector<int64_t> host = encode_descriptor(mine, c_.world);
-    std::vector<int64_t> gathered(static_cast<size_t>(words * c_.world));
-    const int32_t f32 = torch().dtype_float32();
-    const int32_t cuda = torch().device_type_cuda();
-    Tensor send = empty({2 * words}, f32, cuda, c_.device);  // 8-byte words as pairs of floats
-    Tensor recv = empty({2 * words * c_.world}, f32, cuda, c_.device);
-    CudaEvent allocated;  // the buffers were made on the compute stream
-    allocated.order(compute_, comm_stream_);
-    const size_t bytes = static_cast<size_t>(words) * sizeof(int64_t);
-    check_cu(cuda_driver().memcpy_htod_async(reinterpret_cast<tasp_cu_deviceptr>(data_of(send.get())), host.data(),
-                                             bytes, comm_stream_),
-             "cuMemcpyHtoDAsync");
-    ncclResult_t r = c_.api->all_gather(data_of(send.get()), data_of(recv.get()), bytes, TASP_NCCL_UINT8, c_.comm,
-                                        comm_stream_);
-    if (r != TASP_NCCL_SUCCESS && r != TASP_NCCL_IN_PROGRESS) check_nccl(*c_.api, r, "ncclAllGather");
-    wait_nccl_ready(c_, "exchanging run descriptors");
-    CudaEvent gathered_event;
-    check_cu(cuda_driver().event_record(gathered_event.get(), comm_stream_), "cuEventRecord");
-    wait_events(c_, {gathered_event.get()}, "waiting for every rank's run descriptor");
-    // The stream is idle now, so this copy cannot block on a peer.
-    check_cu(cuda_driver().memcpy_dtoh(gathered.data(), reinterpret_cast<tasp_cu_deviceptr>(data_of(recv.get())),
-                                       bytes * c_.world),
-             "cuMemcpyDtoH");
-    std::vector<RunDescriptor> all;
-    for (int r2 = 0; r2 < c_.world; ++r2) all.push_back(decode_descriptor(&gathered[static_cast<size_t>(r2 * words)], c_.world));
-    return all;
+    return exchange_descriptors(c_, compute_, comm_stream_, mine);
   }
 
  private:
@@ -476,8 +517,8 @@ void nccl_all_reduce(NcclComm& c, const std::vector<AtenTensorHandle>& tensors) 
     }
   }
   tasp_cu_stream compute = torch_current_stream(c.device);
-  tasp_cu_stream stream = nullptr;
-  check_cu(cuda_driver().stream_create(&stream, TASP_CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  OwnedStream owned;
+  tasp_cu_stream stream = owned.get();
   try {
     CudaEvent inputs;  // the gradients were written on the compute stream
     inputs.order(compute, stream);
@@ -499,10 +540,98 @@ void nccl_all_reduce(NcclComm& c, const std::vector<AtenTensorHandle>& tensors) 
     wait_events(c, {done.get()}, "waiting for the all-reduce");
   } catch (...) {
     abort_comm(c);  // a peer may be blocked in the collective: only an abort releases it
-    cuda_driver().stream_destroy(stream);
     throw;
   }
-  cuda_driver().stream_destroy(stream);
+}
+
+AllToAllResult nccl_all_to_all(NcclComm& c, const std::vector<AtenTensorHandle>& sends,
+                               const std::vector<std::vector<int64_t>>& recv_sizes, AtenTensorHandle like) {
+  const auto t_start = Clock::now();
+  Busy busy(c);
+  cuda_set_device(c.device);
+  tasp_cu_stream compute = torch_current_stream(c.device);
+  OwnedStream owned;
+  tasp_cu_stream stream = owned.get();
+  AllToAllShape shape;
+  try {
+    shape = describe_all_to_all("nccl all-to-all", c.rank, c.world, sends, recv_sizes, like);
+    check_on_device(c, shape.like);  // describe_all_to_all checked that every piece is where `like` is
+  } catch (const std::exception& bad) {
+    // Bad input on this rank: take part in the agreement exchange with the reason, so every peer
+    // fails now naming this rank (check_agreement reports errors first) and the communicator stays
+    // usable. If that exchange fails too, the communicator is aborted.
+    try {
+      exchange_descriptors(c, compute, stream, describe_error(RunKind::kAllToAll, c.world, bad.what()));
+    } catch (...) {
+      abort_and_drain(c, stream, compute);
+    }
+    throw;
+  }
+  std::vector<RunDescriptor> all;
+  try {
+    all = exchange_descriptors(c, compute, stream, shape.descriptor);
+  } catch (...) {
+    abort_and_drain(c, stream, compute);  // a peer may still be inside the all-gather
+    throw;
+  }
+  check_all_agree(c, all);  // nothing moved yet: a disagreement leaves the communicator usable
+  AllToAllResult result;
+  try {
+    const size_t world = static_cast<size_t>(c.world);
+    std::vector<Tensor> recv = allocate_receives(shape, recv_sizes);
+    // NCCL sends bytes from one pointer: a piece that is not contiguous is first copied into a
+    // contiguous temporary, on the compute stream like everything that wrote the pieces.
+    std::vector<Tensor> staged(world);
+    std::vector<void*> send_ptr(world, nullptr);
+    for (size_t p = 0; p < world; ++p) {
+      if (shape.send_bytes[p] == 0) continue;  // no piece, or an empty one (its receiver expects 0 bytes too)
+      const TensorInfo& s = shape.send_info[p];
+      AtenTensorHandle src = sends[p];
+      if (s.strides != contiguous_strides(s.sizes)) {
+        staged[p] = empty(s.sizes, s.dtype, s.device_type, s.device_index);
+        check_torch(torch().copy(staged[p].get(), src, 0), "aoti_torch_copy_ (nccl all-to-all piece)");
+        src = staged[p].get();
+      }
+      send_ptr[p] = data_of(src);
+    }
+    CudaEvent written;  // pieces, copies and receive tensors were made on the compute stream
+    written.order(compute, stream);
+    bool any = false;
+    for (size_t p = 0; p < world; ++p) any = any || shape.send_bytes[p] > 0 || shape.recv_bytes[p] > 0;
+    if (any) {
+      // Both sides skip empty transfers: the agreed shapes make them empty on both.
+      NcclGroupCall group(c);
+      for (size_t p = 0; p < world; ++p) {
+        const int peer = static_cast<int>(p);
+        if (shape.send_bytes[p] > 0) {
+          check_nccl(*c.api,
+                     c.api->send(send_ptr[p], static_cast<size_t>(shape.send_bytes[p]), TASP_NCCL_UINT8, peer, c.comm,
+                                 stream),
+                     "ncclSend");
+          result.stats.bytes_sent += shape.send_bytes[p];
+        }
+        if (shape.recv_bytes[p] > 0) {
+          check_nccl(*c.api,
+                     c.api->recv(data_of(recv[p].get()), static_cast<size_t>(shape.recv_bytes[p]), TASP_NCCL_UINT8,
+                                 peer, c.comm, stream),
+                     "ncclRecv");
+        }
+      }
+      group.end("posting the all-to-all");
+    }
+    CudaEvent done;  // later kernels on the compute stream read the received tensors
+    done.order(stream, compute);
+    const auto t_wait = Clock::now();
+    // Also keeps the temporaries and the caller's pieces alive until NCCL has read them.
+    wait_events(c, {done.get()}, "waiting for the all-to-all's transfers");
+    result.stats.wait_ms = ms_since(t_wait);
+    result.received = std::move(recv);
+  } catch (...) {
+    abort_and_drain(c, stream, compute);  // peers may be blocked in a transfer with this rank
+    throw;
+  }
+  result.stats.total_ms = ms_since(t_start);
+  return result;
 }
 
 void nccl_reject(NcclComm& c, const std::string& why) {

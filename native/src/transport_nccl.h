@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "all_to_all.h"
 #include "executor.h"
 #include "executor_backward.h"
 #include "torch_api.h"
@@ -41,6 +42,15 @@ RankGradients nccl_rank_backward(NcclComm& comm, const int64_t* program, int64_t
 // of tensors with the same element counts, contiguous float32 on the communicator's GPU. Returns
 // when the sums are complete (polled against the communicator's timeout).
 void nccl_all_reduce(NcclComm& comm, const std::vector<AtenTensorHandle>& tensors);
+// This rank's part of a personalized all-to-all over NCCL (see all_to_all.h for the arguments): the
+// pieces, `like` and the received tensors on the communicator's GPU. The ranks first agree through
+// the same descriptor exchange as the forward (a disagreement or a peer's nccl_reject fails every
+// rank at once, and the communicator stays usable); bad input on this rank is sent to the peers
+// through that exchange. Then one NCCL group of sends and receives on a stream of its own, ordered
+// after libtorch's current stream; libtorch's stream waits for the transfers before this returns.
+// A timeout or an NCCL error aborts the communicator.
+AllToAllResult nccl_all_to_all(NcclComm& comm, const std::vector<AtenTensorHandle>& sends,
+                               const std::vector<std::vector<int64_t>>& recv_sizes, AtenTensorHandle like);
 // This rank cannot run the collective the others are starting (bad input found before the native
 // call): takes part in the agreement exchange with `why`, so every rank fails at once, naming it.
 void nccl_reject(NcclComm& comm, const std::string& why);

@@ -31,6 +31,11 @@ RankGradients nccl_rank_backward(NcclComm&, const int64_t*, int64_t, const int64
 
 void nccl_all_reduce(NcclComm&, const std::vector<AtenTensorHandle>&) { no_cuda(); }
 
+AllToAllResult nccl_all_to_all(NcclComm&, const std::vector<AtenTensorHandle>&,
+                               const std::vector<std::vector<int64_t>>&, AtenTensorHandle) {
+  no_cuda();
+}
+
 void nccl_reject(NcclComm&, const std::string&) { no_cuda(); }
 
 }  // namespace tasp

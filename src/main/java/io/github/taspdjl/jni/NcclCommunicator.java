@@ -45,7 +45,8 @@ public final class NcclCommunicator implements AutoCloseable {
         }
     }
 
-    private NcclCommunicator(int worldSize, int rank, long handle) {
+    /** A handle of 0 is a closed communicator (tests of the paths that need no NCCL use one). */
+    NcclCommunicator(int worldSize, int rank, long handle) {
         this.worldSize = worldSize;
         this.rank = rank;
         this.state = new State();
@@ -143,6 +144,42 @@ public final class NcclCommunicator implements AutoCloseable {
         } finally {
             exit();
             Reference.reachabilityFence(this);
+        }
+    }
+
+    /**
+     * This rank's part of a personalized all-to-all over NCCL, as {@link NativeGroup#allToAll} (the
+     * transfer of head-parallel attention): {@code sends[p]} (null: nothing) goes to rank p, and from
+     * each rank p whose {@code recvShapes[p]} is not null a tensor of that shape comes back, with {@code
+     * like}'s dtype on this rank's GPU, in {@code like}'s manager. Every rank must call it. The ranks
+     * agree on every piece's shape before anything moves: a disagreement, or a peer's {@link #reject},
+     * fails every rank with an {@link IllegalArgumentException} and leaves the communicator usable. Bad
+     * arguments on this rank (here or natively) are sent to the peers the same way, so they fail at once
+     * too: callers do not {@link #reject} again for them. A timeout or an NCCL error aborts the communicator.
+     */
+    public NativeGroup.Exchanged allToAll(NDArray[] sends, long[][] recvShapes, NDArray like) {
+        boolean[] reachedNative = {false};
+        try {
+            return AllToAllCall.run(worldSize, sends, recvShapes, like, (pieces, sizes, ndim, likeHandle, stats) -> {
+                reachedNative[0] = true;
+                long h = enter();
+                try {
+                    return TaspLibrary.ncclAllToAll(h, pieces, sizes, ndim, likeHandle, stats);
+                } finally {
+                    exit();
+                    Reference.reachabilityFence(this); // the cleaner must not free the communicator during the call
+                }
+            });
+        } catch (IllegalArgumentException e) {
+            if (!reachedNative[0]) {
+                // Rejected before the native call: the peers are starting the exchange; tell them.
+                try {
+                    reject("rank " + rank + ": " + e.getMessage());
+                } catch (RuntimeException notDelivered) {
+                    e.addSuppressed(notDelivered);
+                }
+            }
+            throw e;
         }
     }
 

@@ -104,6 +104,12 @@ final class TaspLibrary {
     /** Takes part in the peers' agreement exchange with a reason this rank cannot run. */
     static native void ncclReject(long comm, String why);
 
+    /**
+     * As {@link #rankAllToAll}, over NCCL (the communicator's rank and world; pieces and like on its GPU).
+     * Bad input found natively is sent to the peers through the agreement exchange.
+     */
+    static native long[] ncclAllToAll(long comm, long[] sends, long[] recvSizes, int ndim, long like, double[] stats);
+
     /** As {@link #rankForward}, over NCCL. */
     static native long[] ncclRankForward(
             long comm, long[] program, long q, long k, long v, boolean hasScale, double scale, double[] stats);
