@@ -288,6 +288,14 @@ bool dense_token_major(const TensorInfo& ti) {
   return ok(3, 1) && ok(1, z[3]) && ok(2, z[1] * z[3]) && ok(0, z[2] * z[1] * z[3]);
 }
 
+bool dense_ignoring_unit_dims(const TensorInfo& ti) {
+  std::vector<int64_t> want = contiguous_strides(ti.sizes);
+  for (size_t d = 0; d < ti.sizes.size(); ++d) {
+    if (ti.sizes[d] != 1 && ti.strides[d] != want[d]) return false;
+  }
+  return true;
+}
+
 namespace {
 
 bool last_dim_dense(const TensorInfo& ti) { return ti.sizes[3] == 1 || ti.strides[3] == 1; }

@@ -177,6 +177,9 @@ std::shared_ptr<RankBuffers> stage_key_values(const Program& p, AtenTensorHandle
 // Whether a (B, H, S, D) tensor is a transposed view of dense (B, S, H, D) memory (strides of
 // size-1 dimensions do not matter).
 bool dense_token_major(const TensorInfo& ti);
+// Whether `ti` is laid out as a contiguous tensor of its sizes. Dimensions of size 1 address nothing, so
+// their strides may be anything (a one-head slice of a batch of one, a view of a view) and are not compared.
+bool dense_ignoring_unit_dims(const TensorInfo& ti);
 
 // (B, S, H, D) buffer -> view (B, H, count, D) of tokens [start, start + count).
 Tensor token_view(AtenTensorHandle buffer, int64_t start, int64_t count);

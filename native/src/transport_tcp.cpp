@@ -294,7 +294,7 @@ class TcpMesh {
       // Dense (B, S, H, D): a token range of one batch element is one run of bytes.
       for (AtenTensorHandle t : {own->k[b].get(), own->v[b].get()}) {
         TensorInfo ti = info(t);
-        if (ti.sizes.size() != 4 || ti.strides != contiguous_strides(ti.sizes) || ti.sizes[0] != own->batch ||
+        if (ti.sizes.size() != 4 || !dense_ignoring_unit_dims(ti) || ti.sizes[0] != own->batch ||
             ti.sizes[1] < own->capacity_tokens[b] ||
             ti.sizes[2] * ti.sizes[3] * element_size(ti.dtype) != own->token_bytes[b]) {
           fail(TASP_ERR_STATE, "tcp transport: buffers must be dense (batch, tokens, heads, dim) and hold their capacity");

@@ -9,8 +9,6 @@ import io.github.taspdjl.jni.NcclCommunicator;
 import io.github.taspdjl.jni.TcpMesh;
 import io.github.taspdjl.plan.Plan;
 import io.github.taspdjl.plan.PlanCodec;
-import io.github.taspdjl.plan.PlanValidator;
-import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.topology.Topology;
 import io.github.taspdjl.topology.TopologyDetector;
@@ -52,22 +50,24 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
 
     private final LaunchEnvironment env;
     private final Topology topology;
-    private final Strategy strategy;
+    private final PlanChoice choice;
     private final TcpMesh mesh;
     private final NcclGroup nccl;
     private final List<Rendezvous.Card> cards;
     private final Map<Boolean, Plan> plans = new ConcurrentHashMap<>();
-    private final Map<String, long[]> programs = new ConcurrentHashMap<>();
-    private final Map<String, long[]> returnMaps = new ConcurrentHashMap<>();
+    /** This rank's programs and runs over the TCP mesh (null on NCCL, which has its own). */
+    private final ProcessRank tcpRank;
 
-    private ProcessGroup(LaunchEnvironment env, Topology topology, Strategy strategy, TcpMesh mesh, NcclGroup nccl,
+    private ProcessGroup(LaunchEnvironment env, Topology topology, PlanChoice choice, TcpMesh mesh, NcclGroup nccl,
             List<Rendezvous.Card> cards) {
         this.env = env;
         this.topology = topology;
-        this.strategy = strategy;
+        this.choice = choice;
         this.mesh = mesh;
         this.nccl = nccl;
         this.cards = cards;
+        this.tcpRank = mesh == null ? null
+                : new ProcessRank(env.rank(), this::plan, RankTransport.of(mesh), why -> rejectRank(env.rank(), why));
     }
 
     public static Builder builder() {
@@ -103,7 +103,7 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
 
     @Override
     public Plan plan(boolean causal) {
-        return plans.computeIfAbsent(causal, c -> planFor(topology, strategy, c));
+        return plans.computeIfAbsent(causal, c -> choice.plan(topology, c));
     }
 
     /** This rank's part of the forward (its shard, see {@link Sharding}); every rank must call it. */
@@ -116,17 +116,7 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
         if (nccl != null) {
             return nccl.forwardRank(rank, q, k, v, causal, scale, seqLen, documents);
         }
-        long[] program;
-        try {
-            program = documents != null
-                    ? RankProgram.lowerAll(plan(causal), seqLen, documents)[rank] // per packing: not cached
-                    : programs.computeIfAbsent(causal + "/" + seqLen,
-                            key -> RankProgram.lowerAll(plan(causal), seqLen)[rank]);
-        } catch (RuntimeException e) {
-            rejectRank(rank, String.valueOf(e.getMessage())); // the peers stop waiting for this rank
-            throw e;
-        }
-        return mesh.rankForward(program, q, k, v, scale);
+        return tcpRank.forward(q, k, v, causal, scale, seqLen, documents);
     }
 
     /** This rank's part of the backward of {@link #forwardRank}; every rank must call it. */
@@ -139,18 +129,7 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
         if (nccl != null) {
             return nccl.backwardRank(rank, dout, q, k, v, out, lse, causal, scale, seqLen);
         }
-        long[] program;
-        long[] returnMap;
-        try {
-            program = programs.computeIfAbsent(causal + "/" + seqLen,
-                    key -> RankProgram.lowerAll(plan(causal), seqLen)[rank]);
-            returnMap = returnMaps.computeIfAbsent(causal + "/" + seqLen,
-                    key -> RankProgram.returnMapsAll(plan(causal), seqLen)[rank]);
-        } catch (RuntimeException e) {
-            rejectRank(rank, String.valueOf(e.getMessage())); // the peers stop waiting for this rank
-            throw e;
-        }
-        return mesh.rankBackward(program, returnMap, dout, q, k, v, out, lse, scale);
+        return tcpRank.backward(dout, q, k, v, out, lse, causal, scale, seqLen);
     }
 
     /** Sums each array over the processes, in place (TCP: CPU arrays; NCCL: arrays on this rank's GPU). */
@@ -193,16 +172,11 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
         }
     }
 
-    private static Plan planFor(Topology topology, Strategy strategy, boolean causal) {
-        Plan plan = PlanValidator.requireValid(Planner.plan(topology, strategy, causal));
-        RankProgram.refuseHeadParallel(plan, "a ProcessGroup");
-        return plan;
-    }
 
     /** Options of a process group; {@link #join()} blocks until every rank joined. */
     public static final class Builder {
         private LaunchEnvironment env;
-        private Strategy strategy = Strategy.TASP;
+        private PlanChoice choice = PlanChoice.of(Strategy.TASP);
         private String problem = "";
         private Boolean gpu;
         private Topology nodeTopology;
@@ -219,8 +193,23 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
             return this;
         }
 
+        /**
+         * The strategy (default tasp). Ulysses and hybrids move heads: the query heads must divide by the
+         * Ulysses degree (checked on every run; a run whose heads do not fails every rank, saying so).
+         */
         public Builder strategy(Strategy s) {
-            this.strategy = s;
+            this.choice = PlanChoice.of(s);
+            return this;
+        }
+
+        /**
+         * A {@link Strategy#HYBRID} of this Ulysses degree (ranks per all-to-all group; it must divide the world
+         * size and lie in [2, n)) with {@code inner} over the n/degree ranks of each head subset. Without it,
+         * HYBRID takes the degree the cost model predicts fastest for the default problem. Every rank must ask
+         * for the same (the rendezvous compares the plans).
+         */
+        public Builder hybrid(int degree, Strategy inner) {
+            this.choice = PlanChoice.hybrid(degree, inner);
             return this;
         }
 
@@ -285,8 +274,11 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
                             + "mpirun or tasp launch (or set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)"));
             boolean onGpu = gpu != null ? gpu : Engine.getEngine("PyTorch").defaultDevice().isGpu();
             Topology topology = clusterTopology(e, onGpu);
-            Plan causalPlan = planFor(topology, strategy, true);
-            Plan fullPlan = planFor(topology, strategy, false);
+            Plan causalPlan = choice.plan(topology, true);
+            Plan fullPlan = choice.plan(topology, false);
+            if (onGpu) {
+                RankProgram.refuseHeadParallel(causalPlan, "NCCL");
+            }
             NativeLoader.LoadedLibrary lib = NativeOps.loaded();
             Map<String, String> agreement = new LinkedHashMap<>();
             agreement.put("library", "tasp-djl " + libraryVersion() + ", libtasp " + lib.nativeVersion() + " ("
@@ -295,7 +287,7 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
             agreement.put("world", e.worldSize() + " ranks, " + e.localWorldSize() + " per node");
             agreement.put("topology", topology.deviceCount() + " devices, " + topology.fabric() + ", "
                     + digest(TopologyJson.write(topology).getBytes(StandardCharsets.UTF_8)));
-            agreement.put("plan", strategy.cliName() + " causal " + planDigest(causalPlan) + ", full "
+            agreement.put("plan", planLabel(choice.strategy(), causalPlan) + " causal " + planDigest(causalPlan) + ", full "
                     + planDigest(fullPlan));
             agreement.put("problem", problem);
             String node = hostName();
@@ -314,8 +306,8 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
                 if (onGpu) {
                     int dev = cudaDevice != null ? cudaDevice
                             : e.localRank() % Math.max(1, Engine.getEngine("PyTorch").getGpuCount());
-                    NcclGroup g = NcclGroup.join(topology, strategy, e.rank(), result.payload(), dev, timeoutMs);
-                    return new ProcessGroup(e, topology, strategy, null, g, result.cards());
+                    NcclGroup g = NcclGroup.join(topology, choice.strategy(), e.rank(), result.payload(), dev, timeoutMs);
+                    return new ProcessGroup(e, topology, choice, null, g, result.cards());
                 }
                 List<String> hosts = new ArrayList<>();
                 int[] ports = new int[e.worldSize()];
@@ -324,7 +316,7 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
                     ports[c.rank()] = c.port();
                 }
                 mesh.get().connect(hosts, ports, result.token());
-                return new ProcessGroup(e, topology, strategy, mesh.get(), null, result.cards());
+                return new ProcessGroup(e, topology, choice, mesh.get(), null, result.cards());
             } catch (RuntimeException ex) {
                 if (mesh.get() != null) {
                     mesh.get().close();
@@ -390,8 +382,14 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
         return v == null ? "dev" : v;
     }
 
+    /** The strategy asked for, or for a head-parallel plan its degree and inner strategy ("hybrid 2xring"). */
+    private static String planLabel(Strategy strategy, Plan plan) {
+        return plan.headParallel() != null ? plan.headParallel().label() : strategy.cliName();
+    }
+
+    /** A digest of the plan's flat form; a head-parallel plan's is its inner plan's (the label names the rest). */
     private static String planDigest(Plan plan) {
-        int[] flat = PlanCodec.toFlat(plan);
+        int[] flat = PlanCodec.toFlat(plan.headParallel() != null ? plan.headParallel().inner() : plan);
         ByteBuffer b = ByteBuffer.allocate(flat.length * Integer.BYTES);
         b.asIntBuffer().put(flat);
         return digest(b.array());

@@ -166,6 +166,19 @@ public final class RankProgram {
         return out;
     }
 
+    /**
+     * What each rank of a group runs for {@code plan}, by rank: {@link #lowerAll} of a token-chunk plan, {@link
+     * #liftAll} of a head-parallel one (for Ulysses, a one-rank inner plan's, which its ranks do not need).
+     */
+    public static long[][] programsFor(Plan plan, long seqLen, PackedSequence documents) {
+        return plan.headParallel() != null ? liftAll(plan, seqLen, documents) : lowerAll(plan, seqLen, documents);
+    }
+
+    /** The return maps of {@link #programsFor}'s programs, by rank. */
+    public static long[][] returnMapsFor(Plan plan, long seqLen) {
+        return plan.headParallel() != null ? liftReturnMapsAll(plan, seqLen) : returnMapsAll(plan, seqLen);
+    }
+
     private static HeadParallel requireHeadParallel(Plan plan) {
         if (plan.headParallel() == null) {
             throw new IllegalArgumentException(plan.strategy().cliName() + " moves token chunks: lower it with lowerAll");

@@ -5,7 +5,6 @@ import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.jni.TaspNativeException;
 import io.github.taspdjl.plan.Plan;
 import io.github.taspdjl.plan.PlanValidator;
-import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.topology.Link;
 import io.github.taspdjl.topology.Topology;
@@ -62,10 +61,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     private static final long IDLE_THREAD_SECONDS = 30;
 
     private final Topology topology;
-    private final Strategy strategy;
-    /** HYBRID: the Ulysses degree asked for (0: the cost model's pick) and the inner strategy. */
-    private final int ulyssesDegree;
-    private final Strategy innerStrategy;
+    private final PlanChoice choice;
     private final long timeoutMs;
     private final NativeGroup nativeGroup;
     private final ExecutorService rankThreads;
@@ -85,9 +81,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     private SequenceParallelGroup(Builder b) {
         this.topology = b.topology != null ? b.topology
                 : Topology.virtualCpu(b.worldSize > 0 ? b.worldSize : TopologyDetector.virtualRanks());
-        this.strategy = b.strategy;
-        this.ulyssesDegree = b.ulyssesDegree;
-        this.innerStrategy = b.innerStrategy;
+        this.choice = b.choice;
         this.timeoutMs = b.timeoutMs;
         int n = topology.deviceCount();
         this.nativeGroup = new NativeGroup(n, timeoutMs);
@@ -149,16 +143,14 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     }
 
     public Strategy strategy() {
-        return strategy;
+        return choice.strategy();
     }
 
     /** The validated plan this group runs for the mask. */
     @Override
     public Plan plan(boolean causal) {
         return plans.computeIfAbsent(causal, c -> {
-            Plan p = strategy == Strategy.HYBRID && ulyssesDegree > 0
-                    ? Planner.hybrid(topology, ulyssesDegree, innerStrategy, c)
-                    : Planner.plan(topology, strategy, c); // validated by the planner
+            Plan p = choice.plan(topology, c);
             logger.debug("group plan {} causal={}: {} steps, {} cycles, notes {}", p.strategy(), c,
                     p.steps().size(), p.cycles().size(), p.notes());
             return p;
@@ -171,12 +163,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
      * run of every rank, with the emulated rates of the links between the ranks that share heads.
      */
     long[][] programs(boolean causal, long seqLen) {
-        return programs.computeIfAbsent(causal + "/" + seqLen, key -> lower(plan(causal), seqLen, null));
-    }
-
-    private static long[][] lower(Plan plan, long seqLen, PackedSequence documents) {
-        return plan.headParallel() != null ? RankProgram.liftAll(plan, seqLen, documents)
-                : RankProgram.lowerAll(plan, seqLen, documents);
+        return programs.computeIfAbsent(causal + "/" + seqLen, key -> RankProgram.programsFor(plan(causal), seqLen, null));
     }
 
     private record PackedPrograms(boolean causal, PackedSequence documents, long[][] programs) {}
@@ -191,15 +178,14 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         if (last != null && last.causal() == causal && last.documents().equals(documents)) {
             return last.programs();
         }
-        long[][] lowered = lower(plan(causal), seqLen, documents);
+        long[][] lowered = RankProgram.programsFor(plan(causal), seqLen, documents);
         lastPacked.set(new PackedPrograms(causal, documents, lowered));
         return lowered;
     }
 
     /** The backward's return map of each rank for a mask and sequence length. */
     long[][] returnMaps(boolean causal, long seqLen) {
-        return returnMaps.computeIfAbsent(causal + "/" + seqLen, key -> plan(causal).headParallel() != null
-                ? RankProgram.liftReturnMapsAll(plan(causal), seqLen) : RankProgram.returnMapsAll(plan(causal), seqLen));
+        return returnMaps.computeIfAbsent(causal + "/" + seqLen, key -> RankProgram.returnMapsFor(plan(causal), seqLen));
     }
 
     /**
@@ -582,9 +568,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
     public static final class Builder {
         private int worldSize; // 0: from TopologyDetector.virtualRanks()
         private Topology topology;
-        private Strategy strategy = Strategy.TASP;
-        private int ulyssesDegree;
-        private Strategy innerStrategy = Strategy.TASP;
+        private PlanChoice choice = PlanChoice.of(Strategy.TASP);
         private long timeoutMs = 60_000;
         private boolean emulateFabric;
         private double fabricScale = 1.0;
@@ -606,7 +590,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
         }
 
         public Builder strategy(Strategy s) {
-            this.strategy = s;
+            this.choice = PlanChoice.of(s);
             return this;
         }
 
@@ -616,12 +600,7 @@ public final class SequenceParallelGroup implements RankGroup, AutoCloseable {
          * strategy to HYBRID. Without it, HYBRID takes the degree the cost model predicts fastest.
          */
         public Builder hybrid(int degree, Strategy inner) {
-            if (degree < 2) {
-                throw new IllegalArgumentException("a hybrid's Ulysses degree must be at least 2, got " + degree);
-            }
-            this.strategy = Strategy.HYBRID;
-            this.ulyssesDegree = degree;
-            this.innerStrategy = java.util.Objects.requireNonNull(inner, "inner");
+            this.choice = PlanChoice.hybrid(degree, inner);
             return this;
         }
 

@@ -7,12 +7,18 @@ import static org.testng.Assert.fail;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.training.ParameterStore;
 import io.github.taspdjl.attention.ReferenceAttention;
 import io.github.taspdjl.attention.TaspAttention;
+import io.github.taspdjl.attention.TaspAttentionBlock;
+import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.jni.TaspNativeException;
+import io.github.taspdjl.plan.Plan;
 import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.SequenceLayout;
 import io.github.taspdjl.plan.Strategy;
@@ -130,24 +136,165 @@ public class ProcessGroupTest {
     public void packedDocumentsStayApartOverTcp() throws Exception {
         PackedSequence docs = PackedSequence.ofLengths(61, 7, 133);
         long seq = docs.length();
+        // tasp, and a hybrid whose inner programs are lifted per packing; 2 key/value heads: one per member
+        for (int degree : new int[] {0, 2}) {
+            try (NDManager m = manager.newSubManager()) {
+                NDArray q = m.randomNormal(new Shape(1, 4, seq, 8));
+                NDArray k = m.randomNormal(new Shape(1, 2, seq, 8));
+                NDArray v = m.randomNormal(new Shape(1, 2, seq, 8));
+                int port = freePort();
+                List<NDArray> outs = onRanks(4, rank -> {
+                    ProcessGroup.Builder b = builder(4, rank, port, 20_000);
+                    try (ProcessGroup g = (degree == 0 ? b.strategy(Strategy.TASP) : b.hybrid(degree, Strategy.TASP)).join()) {
+                        SequenceLayout layout = g.plan(true).layout();
+                        return TaspAttention.forward(g, rank, Sharding.shard(q, layout, rank), Sharding.shard(k, layout, rank),
+                                Sharding.shard(v, layout, rank), true, null, seq, docs).output();
+                    }
+                });
+                Plan plan = degree == 0 ? Planner.plan(Topology.virtualCpu(4), Strategy.TASP, true)
+                        : Planner.hybrid(Topology.virtualCpu(4), degree, Strategy.TASP, true);
+                NDArray out = Sharding.gather(outs, plan.layout(), seq);
+                for (int d = 0; d < docs.documentCount(); d++) {
+                    NDIndex range = new NDIndex(":, :, {}:{}", docs.start(d), docs.end(d));
+                    assertClose(out.get(range), ReferenceAttention.compute(q.get(range), k.get(range), v.get(range), true,
+                            null).output(), 1e-5, "document " + d + " over 4 TCP ranks, " + plan.strategy());
+                }
+            }
+        }
+    }
+
+    /**
+     * Ulysses and a hybrid (degree 2, ring inside) over 4 TCP ranks: outputs and LSE of the whole sequence
+     * (fp32, 1e-5) and dq, dk, dv (fp64 autograd, 1e-5 of the largest), causal and not, with 2 key/value heads
+     * for 4 ranks (Ulysses replicates each on two ranks and adds their gradients up).
+     */
+    @Test
+    public void ulyssesAndHybridOverTcpGiveTheSingleDeviceOutputsAndGradients() throws Exception {
+        int world = 4;
+        long seq = 67;
+        for (int degree : new int[] {world, 2}) {
+            for (boolean causal : new boolean[] {false, true}) {
+                try (NDManager m = manager.newSubManager()) {
+                    NDArray q = m.randomNormal(new Shape(2, 4, seq, 8));
+                    NDArray k = m.randomNormal(new Shape(2, 2, seq, 8));
+                    NDArray v = m.randomNormal(new Shape(2, 2, seq, 8));
+                    NDArray dout = m.randomNormal(new Shape(2, 4, seq, 8));
+                    int port = freePort();
+                    List<NDArray[]> results = onRanks(world, rank -> {
+                        ProcessGroup.Builder b = builder(world, rank, port, 20_000);
+                        try (ProcessGroup g = (degree == world ? b.strategy(Strategy.ULYSSES) : b.hybrid(degree, Strategy.RING))
+                                .join()) {
+                            SequenceLayout layout = g.plan(causal).layout();
+                            NDArray[] s = {Sharding.shard(q, layout, rank), Sharding.shard(k, layout, rank),
+                                Sharding.shard(v, layout, rank), Sharding.shard(dout, layout, rank)};
+                            TaspAttention.RankResult fwd = TaspAttention.forward(g, rank, s[0], s[1], s[2], causal, null, seq);
+                            NativeGroup.RankGradients grads = TaspAttention.backward(g, rank, s[3], s[0], s[1], s[2],
+                                    fwd.output(), fwd.lse(), causal, null, seq);
+                            return new NDArray[] {fwd.output(), fwd.lse(), grads.dq(), grads.dk(), grads.dv()};
+                        }
+                    });
+                    Plan plan = degree == world ? Planner.ulysses(world, causal)
+                            : Planner.hybrid(Topology.virtualCpu(world), degree, Strategy.RING, causal);
+                    String what = plan.headParallel().label() + " over " + world + " TCP ranks, causal " + causal;
+                    NDArray[] whole = new NDArray[5];
+                    for (int i = 0; i < 5; i++) {
+                        List<NDArray> parts = new ArrayList<>();
+                        for (NDArray[] r : results) {
+                            parts.add(r[i]);
+                        }
+                        whole[i] = Sharding.gather(parts, plan.layout(), seq);
+                    }
+                    ReferenceAttention.Result ref = ReferenceAttention.compute(q, k, v, causal, null);
+                    assertClose(whole[0], ref.output(), 1e-5, what + " output");
+                    assertClose(whole[1], ref.lse(), 1e-5, what + " lse");
+                    double err = DistributedBackwardTest.gradientError(q, k, v, dout, causal,
+                            new TaspAttention.Gradients(whole[2], whole[3], whole[4], List.of()));
+                    assertTrue(err <= 1e-5, what + ": gradients' relative error " + err);
+                }
+            }
+        }
+    }
+
+    /**
+     * Keys and values that are one head of a larger tensor, in a batch of one, are dense token-major memory
+     * whose unit dimensions have other strides: the executor reads them in place, and the TCP transport
+     * accepts them (it once compared every stride and refused them).
+     */
+    @Test
+    public void oneHeadSlicesOfABatchOfOneRunOverTcp() throws Exception {
+        long seq = 50;
         try (NDManager m = manager.newSubManager()) {
             NDArray q = m.randomNormal(new Shape(1, 2, seq, 8));
-            NDArray k = m.randomNormal(new Shape(1, 2, seq, 8));
-            NDArray v = m.randomNormal(new Shape(1, 2, seq, 8));
+            NDArray kv = m.randomNormal(new Shape(1, 3, seq, 8));
+            NDArray k = kv.get(new NDIndex(":, 1:2"));
+            NDArray v = kv.get(new NDIndex(":, 2:3"));
             int port = freePort();
-            List<NDArray> outs = onRanks(4, rank -> {
-                try (ProcessGroup g = join(4, rank, port, Strategy.TASP, "", 20_000, Duration.ofSeconds(20))) {
-                    SequenceLayout layout = g.plan(true).layout();
-                    return TaspAttention.forward(g, rank, Sharding.shard(q, layout, rank), Sharding.shard(k, layout, rank),
-                            Sharding.shard(v, layout, rank), true, null, seq, docs).output();
+            List<NDArray> outs = onRanks(2, rank -> {
+                try (ProcessGroup g = join(2, rank, port, Strategy.RING, "", 20_000, Duration.ofSeconds(20))) {
+                    SequenceLayout layout = g.plan(false).layout();
+                    // a contiguous shard of one rank is a slice along tokens of the slice along heads
+                    NDArray ks = kv.get(new NDIndex(":, 1:2, {}:{}", rank * seq / 2, (rank + 1) * seq / 2));
+                    NDArray vs = kv.get(new NDIndex(":, 2:3, {}:{}", rank * seq / 2, (rank + 1) * seq / 2));
+                    return TaspAttention.forward(g, rank, Sharding.shard(q, layout, rank), ks, vs, false, null, seq)
+                            .output();
                 }
             });
-            NDArray out = Sharding.gather(outs, Planner.plan(Topology.virtualCpu(4), Strategy.TASP, true).layout(), seq);
-            for (int d = 0; d < docs.documentCount(); d++) {
-                NDIndex range = new NDIndex(":, :, {}:{}", docs.start(d), docs.end(d));
-                assertClose(out.get(range), ReferenceAttention.compute(q.get(range), k.get(range), v.get(range), true,
-                        null).output(), 1e-5, "document " + d + " over 4 TCP ranks");
+            assertClose(Sharding.gather(outs, Planner.plan(Topology.virtualCpu(2), Strategy.RING, false).layout(), seq),
+                    ReferenceAttention.compute(q, k, v, false, null).output(), 1e-5, "one-head slices over TCP");
+        }
+    }
+
+    /**
+     * One rank whose query heads do not divide among the Ulysses group fails; it tells its peers, which are
+     * already waiting in the all-to-all, so every rank fails at once naming it and the constraint.
+     */
+    @Test
+    public void headsThatDoNotDivideOnOneRankFailEveryRankAtOnce() throws Exception {
+        int world = 3;
+        long seq = 40;
+        int port = freePort();
+        long start = System.nanoTime();
+        List<String> errors = onRanks(world, rank -> {
+            try (ProcessGroup g = builder(world, rank, port, 20_000).strategy(Strategy.ULYSSES).join();
+                    NDManager m = manager.newSubManager()) {
+                SequenceLayout layout = g.plan(false).layout();
+                NDArray q = Sharding.shard(m.randomNormal(new Shape(1, rank == 1 ? 4 : 3, seq, 8)), layout, rank);
+                NDArray kv = Sharding.shard(m.randomNormal(new Shape(1, 1, seq, 8)), layout, rank);
+                try {
+                    TaspAttention.forward(g, rank, q, kv, kv, false, null, seq);
+                    return "no failure";
+                } catch (RuntimeException e) {
+                    return e.getMessage();
+                }
             }
+        });
+        for (String e : errors) {
+            assertTrue(e.contains("4 query heads do not divide among the 3 ranks"), e);
+        }
+        assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(15), "failed at once, not by the 20 s timeout");
+    }
+
+    /** A model's TaspAttentionBlock inside a RankContext over a Ulysses ProcessGroup gives the single-device output. */
+    @Test
+    public void aBlockInsideARankContextRunsUlyssesOverTcp() throws Exception {
+        long seq = 45;
+        int world = 4;
+        try (NDManager m = manager.newSubManager()) {
+            TaspAttentionBlock block = TaspAttentionBlock.builder().setEmbeddingSize(32).setHeadCount(4).optKvHeadCount(2)
+                    .optCausal(true).optAttentionProbsDropoutProb(0f).build();
+            block.initialize(m, DataType.FLOAT32, new Shape(2, seq, 32));
+            NDArray x = m.randomNormal(new Shape(2, seq, 32));
+            NDArray single = block.forward(new ParameterStore(m, false), new NDList(x), false).singletonOrThrow();
+            int port = freePort();
+            List<NDArray> outs = onRanks(world, rank -> {
+                try (ProcessGroup g = builder(world, rank, port, 20_000).strategy(Strategy.ULYSSES).join()) {
+                    NDArray shard = Sharding.shard(x, g.plan(true).layout(), rank, Sharding.TOKENS_AXIS);
+                    return RankContext.run(g, rank, seq, true, () -> block.forward(new ParameterStore(m, false),
+                            new NDList(shard), false).singletonOrThrow());
+                }
+            });
+            assertClose(Sharding.gather(outs, Planner.ulysses(world, true).layout(), seq, Sharding.TOKENS_AXIS), single,
+                    1e-5, "a block over 4 ulysses TCP ranks");
         }
     }
 
@@ -322,6 +469,11 @@ public class ProcessGroupTest {
 
     static LaunchEnvironment env(int world, int rank, int port) {
         return new LaunchEnvironment("torchrun", rank, world, rank, world, "127.0.0.1", port);
+    }
+
+    private static ProcessGroup.Builder builder(int world, int rank, int port, long timeoutMs) {
+        return ProcessGroup.builder().environment(env(world, rank, port)).gpu(false).timeout(timeoutMs)
+                .rendezvousTimeout(Duration.ofSeconds(20));
     }
 
     private static ProcessGroup join(int world, int rank, int port, Strategy s, String problem, long timeoutMs,

@@ -16,12 +16,14 @@ import java.time.Duration;
 
 /**
  * One rank of {@link MultiProcessBackwardTest}, run as its own JVM: joins a {@link ProcessGroup}
- * over TCP for each strategy (ring, then tasp, each on its own rendezvous port), runs the forward and
- * the distributed backward of its shard, causal and not, and prints its shard's largest difference
- * from the single-device backward (DJL autograd over {@link ReferenceAttention}, fp64, on the whole
- * sequence), relative to the largest reference gradient.
+ * over TCP for each strategy (ring, tasp, ulysses, and the hybrid of degree 2 with a ring inside, each
+ * on its own rendezvous port), runs the forward and the distributed backward of its shard, causal and
+ * not, and prints its shard's largest difference from the single-device output and backward (DJL
+ * autograd over {@link ReferenceAttention}, fp64, on the whole sequence), relative to the largest
+ * reference gradient. Queries have 4 heads and keys 2, fewer than the ranks. Last, on a Ulysses group of
+ * its own, a forward with 6 query heads, which do not divide among 4 ranks: it prints each rank's failure.
  *
- * <p>Arguments: world, rank, ring port, tasp port.
+ * <p>Arguments: world, rank, then the rendezvous ports of ring, tasp, ulysses, the hybrid and the failure.
  */
 public final class TcpBackwardRank {
 
@@ -32,30 +34,51 @@ public final class TcpBackwardRank {
     public static void main(String[] args) throws Exception {
         int world = Integer.parseInt(args[0]);
         int rank = Integer.parseInt(args[1]);
-        Strategy[] strategies = {Strategy.RING, Strategy.TASP};
+        Strategy[] strategies = {Strategy.RING, Strategy.TASP, Strategy.ULYSSES, Strategy.HYBRID};
         try (NDManager m = NDManager.newBaseManager("PyTorch")) {
             NDArray q = RankJvms.gaussian(m, 1, new Shape(2, 4, SEQ, 8));
             NDArray k = RankJvms.gaussian(m, 2, new Shape(2, 2, SEQ, 8));
             NDArray v = RankJvms.gaussian(m, 3, new Shape(2, 2, SEQ, 8));
             NDArray dout = RankJvms.gaussian(m, 4, new Shape(2, 4, SEQ, 8));
             for (int i = 0; i < strategies.length; i++) {
-                LaunchEnvironment env = new LaunchEnvironment("torchrun", rank, world, rank, world, "127.0.0.1",
-                        Integer.parseInt(args[2 + i]));
-                try (ProcessGroup g = ProcessGroup.builder().environment(env).strategy(strategies[i]).gpu(false)
-                        .timeout(30_000).rendezvousTimeout(Duration.ofSeconds(120)).join()) {
+                ProcessGroup.Builder b = builder(world, rank, Integer.parseInt(args[2 + i]));
+                try (ProcessGroup g = (strategies[i] == Strategy.HYBRID ? b.hybrid(2, Strategy.RING)
+                        : b.strategy(strategies[i])).join()) {
                     for (boolean causal : new boolean[] {true, false}) {
-                        double err = relativeError(g, rank, q, k, v, dout, causal);
-                        System.out.printf("[rank %d] %s causal=%s over %s: relative error = %.3e%n", rank,
-                                strategies[i].cliName(), causal, g.transport(), err);
+                        double[] err = relativeErrors(g, rank, q, k, v, dout, causal);
+                        System.out.printf("[rank %d] %s causal=%s over %s: forward error = %.3e, relative error = %.3e%n",
+                                rank, strategies[i].cliName(), causal, g.transport(), err[0], err[1]);
                     }
                 }
+            }
+            int port = Integer.parseInt(args[2 + strategies.length]);
+            try (ProcessGroup g = builder(world, rank, port).strategy(Strategy.ULYSSES).join()) {
+                refuseSixHeads(g, rank, m);
             }
         }
         System.out.flush();
         System.exit(0);
     }
 
-    private static double relativeError(ProcessGroup g, int rank, NDArray q, NDArray k, NDArray v, NDArray dout,
+    private static ProcessGroup.Builder builder(int world, int rank, int port) {
+        LaunchEnvironment env = new LaunchEnvironment("torchrun", rank, world, rank, world, "127.0.0.1", port);
+        return ProcessGroup.builder().environment(env).gpu(false).timeout(30_000).rendezvousTimeout(Duration.ofSeconds(120));
+    }
+
+    private static void refuseSixHeads(ProcessGroup g, int rank, NDManager m) {
+        SequenceLayout layout = g.plan(false).layout();
+        NDArray q6 = Sharding.shard(RankJvms.gaussian(m, 5, new Shape(1, 6, SEQ, 8)), layout, rank);
+        NDArray kv = Sharding.shard(RankJvms.gaussian(m, 6, new Shape(1, 2, SEQ, 8)), layout, rank);
+        try {
+            TaspAttention.forward(g, rank, q6, kv, kv, false, null, SEQ);
+            System.out.printf("[rank %d] six heads: no failure%n", rank);
+        } catch (RuntimeException e) {
+            System.out.printf("[rank %d] six heads failed: %s%n", rank, e.getMessage());
+        }
+    }
+
+    /** {forward output error, gradients' error}, each relative to the largest reference value. */
+    private static double[] relativeErrors(ProcessGroup g, int rank, NDArray q, NDArray k, NDArray v, NDArray dout,
             boolean causal) {
         try (NDManager m = q.getManager().newSubManager()) {
             SequenceLayout layout = g.plan(causal).layout();
@@ -77,8 +100,12 @@ public final class TcpBackwardRank {
                 a.attach(m);
                 a.setRequiresGradient(true);
             }
+            double forward;
             try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
                 NDArray out = ReferenceAttention.compute(q64, k64, v64, causal, null).output();
+                NDArray mine = Sharding.shard(out, layout, rank);
+                forward = fwd.output().toType(DataType.FLOAT64, false).sub(mine).abs().max().getDouble()
+                        / out.abs().max().getDouble();
                 gc.backward(out.mul(dout.toType(DataType.FLOAT64, true)).sum());
             }
             NDArray[] expected = {q64.getGradient(), k64.getGradient(), v64.getGradient()};
@@ -94,7 +121,7 @@ public final class TcpBackwardRank {
                 }
                 worst = Math.max(worst, actual[i].toType(DataType.FLOAT64, false).sub(shard).abs().max().getDouble());
             }
-            return worst / largest;
+            return new double[] {forward, worst / largest};
         }
     }
 }
