@@ -4,7 +4,6 @@ import ai.djl.ndarray.NDArray;
 import io.github.taspdjl.jni.NativeGroup;
 import io.github.taspdjl.jni.NcclCommunicator;
 import io.github.taspdjl.plan.Plan;
-import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.topology.Topology;
 import java.util.Map;
@@ -16,21 +15,23 @@ import java.util.concurrent.ConcurrentHashMap;
  * same topology and strategy; rank 0 makes the unique id ({@link NcclCommunicator#uniqueId()}) and
  * the caller hands it to the others (a file, a socket, a launcher's environment). A model runs its
  * shard inside {@code RankContext.run(ncclGroup, ncclGroup.rank(), seqLen, causal, ...)}, and its
- * TaspAttentionBlocks then run over NCCL.
+ * TaspAttentionBlocks then run over NCCL. Ulysses and hybrids run too: their all-to-alls go through
+ * {@link NcclCommunicator#allToAll} and a hybrid's inner attention runs its lifted program over the same
+ * communicator ({@link RankProgram#liftAll}).
  */
 public final class NcclGroup implements RankGroup, AutoCloseable {
 
     private final Topology topology;
-    private final Strategy strategy;
+    private final PlanChoice choice;
     private final NcclCommunicator comm;
     private final Map<Boolean, Plan> plans = new ConcurrentHashMap<>();
-    private final Map<String, long[]> programs = new ConcurrentHashMap<>();
-    private final Map<String, long[]> returnMaps = new ConcurrentHashMap<>();
+    private final ProcessRank self;
 
-    private NcclGroup(Topology topology, Strategy strategy, NcclCommunicator comm) {
+    private NcclGroup(Topology topology, PlanChoice choice, NcclCommunicator comm) {
         this.topology = topology;
-        this.strategy = strategy;
+        this.choice = choice;
         this.comm = comm;
+        this.self = new ProcessRank(comm.rank(), this::plan, RankTransport.of(comm), why -> rejectRank(comm.rank(), why));
     }
 
     /**
@@ -39,8 +40,13 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
      */
     public static NcclGroup join(Topology topology, Strategy strategy, int rank, byte[] uniqueId, int device,
             long timeoutMs) {
+        return join(topology, PlanChoice.of(strategy), rank, uniqueId, device, timeoutMs);
+    }
+
+    /** The same for a plan choice (a hybrid of a given degree: {@code ProcessGroup.Builder.hybrid}). */
+    static NcclGroup join(Topology topology, PlanChoice choice, int rank, byte[] uniqueId, int device, long timeoutMs) {
         NcclCommunicator c = NcclCommunicator.join(topology.deviceCount(), rank, uniqueId, device, timeoutMs);
-        return new NcclGroup(topology, strategy, c);
+        return new NcclGroup(topology, choice, c);
     }
 
     public int rank() {
@@ -54,11 +60,7 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
 
     @Override
     public Plan plan(boolean causal) {
-        return plans.computeIfAbsent(causal, c -> {
-            Plan p = Planner.plan(topology, strategy, c); // validated by the planner
-            RankProgram.refuseHeadParallel(p, "an NcclGroup");
-            return p;
-        });
+        return plans.computeIfAbsent(causal, c -> choice.plan(topology, c));
     }
 
     /** This rank's part of the forward (its shard, see {@link Sharding}); every rank must call it. */
@@ -66,49 +68,30 @@ public final class NcclGroup implements RankGroup, AutoCloseable {
     public NativeGroup.RankOutput forwardRank(
             int rank, NDArray q, NDArray k, NDArray v, boolean causal, Float scale, long seqLen,
             PackedSequence documents) {
-        long[] program;
-        try {
-            if (rank != comm.rank()) {
-                throw new IllegalArgumentException("this NCCL group is rank " + comm.rank() + ", not rank " + rank);
-            }
-            program = documents != null
-                    ? RankProgram.lowerAll(plan(causal), seqLen, documents)[comm.rank()] // per packing: not cached
-                    : programs.computeIfAbsent(causal + "/" + seqLen,
-                            key -> RankProgram.lowerAll(plan(causal), seqLen)[comm.rank()]);
-        } catch (RuntimeException e) {
-            try {
-                rejectRank(rank, String.valueOf(e.getMessage()));
-            } catch (RuntimeException notDelivered) {
-                e.addSuppressed(notDelivered);
-            }
-            throw e;
-        }
-        return comm.rankForward(program, q, k, v, scale);
+        requireOwnRank(rank);
+        return self.forward(q, k, v, causal, scale, seqLen, documents);
     }
 
     /** This rank's part of the backward of {@link #forwardRank}; every rank must call it. */
     @Override
     public NativeGroup.RankGradients backwardRank(int rank, NDArray dout, NDArray q, NDArray k, NDArray v,
             NDArray out, NDArray lse, boolean causal, Float scale, long seqLen) {
-        long[] program;
-        long[] returnMap;
-        try {
-            if (rank != comm.rank()) {
-                throw new IllegalArgumentException("this NCCL group is rank " + comm.rank() + ", not rank " + rank);
-            }
-            program = programs.computeIfAbsent(causal + "/" + seqLen,
-                    key -> RankProgram.lowerAll(plan(causal), seqLen)[comm.rank()]);
-            returnMap = returnMaps.computeIfAbsent(causal + "/" + seqLen,
-                    key -> RankProgram.returnMapsAll(plan(causal), seqLen)[comm.rank()]);
-        } catch (RuntimeException e) {
+        requireOwnRank(rank);
+        return self.backward(dout, q, k, v, out, lse, causal, scale, seqLen);
+    }
+
+    /** Another rank's call on this communicator: refused, and the peers told (they would wait for this rank). */
+    private void requireOwnRank(int rank) {
+        if (rank != comm.rank()) {
+            IllegalArgumentException e =
+                    new IllegalArgumentException("this NCCL group is rank " + comm.rank() + ", not rank " + rank);
             try {
-                rejectRank(rank, String.valueOf(e.getMessage()));
+                rejectRank(rank, e.getMessage());
             } catch (RuntimeException notDelivered) {
                 e.addSuppressed(notDelivered);
             }
             throw e;
         }
-        return comm.rankBackward(program, returnMap, dout, q, k, v, out, lse, scale);
     }
 
     /** Sums each array (fp32, on this rank's GPU) over the ranks, in place ({@code ncclAllReduce}). */

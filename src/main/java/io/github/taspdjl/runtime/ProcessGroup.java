@@ -276,9 +276,6 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
             Topology topology = clusterTopology(e, onGpu);
             Plan causalPlan = choice.plan(topology, true);
             Plan fullPlan = choice.plan(topology, false);
-            if (onGpu) {
-                RankProgram.refuseHeadParallel(causalPlan, "NCCL");
-            }
             NativeLoader.LoadedLibrary lib = NativeOps.loaded();
             Map<String, String> agreement = new LinkedHashMap<>();
             agreement.put("library", "tasp-djl " + libraryVersion() + ", libtasp " + lib.nativeVersion() + " ("
@@ -306,7 +303,7 @@ public final class ProcessGroup implements RankGroup, AutoCloseable {
                 if (onGpu) {
                     int dev = cudaDevice != null ? cudaDevice
                             : e.localRank() % Math.max(1, Engine.getEngine("PyTorch").getGpuCount());
-                    NcclGroup g = NcclGroup.join(topology, choice.strategy(), e.rank(), result.payload(), dev, timeoutMs);
+                    NcclGroup g = NcclGroup.join(topology, choice, e.rank(), result.payload(), dev, timeoutMs);
                     return new ProcessGroup(e, topology, choice, null, g, result.cards());
                 }
                 List<String> hosts = new ArrayList<>();

@@ -125,18 +125,6 @@ public final class RankProgram {
     }
 
     /**
-     * Throws for head-parallel plans on groups that cannot run them yet (between processes, over NCCL: their
-     * transports have no all-to-all so far), naming the group.
-     */
-    static void refuseHeadParallel(Plan plan, String group) {
-        if (plan.headParallel() != null) {
-            throw new IllegalArgumentException(plan.strategy().cliName() + " moves heads with an all-to-all, which runs on"
-                    + " in-process groups (SequenceParallelGroup) only so far, not on " + group + "; use a strategy that"
-                    + " moves token chunks (ring, zigzag, tasp, tasp-causal, tasp-hier, direct, auto)");
-        }
-    }
-
-    /**
      * The programs of a hybrid's inner attention for every world rank: the inner plan's programs, lowered for
      * this sequence length (and packing), each copied for every member of a Ulysses group and relabeled to
      * world ranks ({@link #lift}). Member j's copy of inner rank g runs as world rank {@code hp.rank(g, j)}, so

@@ -445,19 +445,22 @@ public class ProcessGroupTest {
         String old = System.getProperty("tasp.nccl.library");
         System.setProperty("tasp.nccl.library", "/nonexistent/libnccl.so.2");
         try {
-            int port = freePort();
-            List<String> errors = onRanks(2, rank -> {
-                try (ProcessGroup g = ProcessGroup.builder().environment(env(2, rank, port)).gpu(true)
-                        .nodeTopology(Topology.virtualCpu(2)).rendezvousTimeout(Duration.ofSeconds(20)).join()) {
-                    return "joined";
-                } catch (RuntimeException e) {
-                    return e.getMessage();
+            // Ulysses on GPUs runs over NCCL as well: it gets as far as the token-chunk strategies
+            for (Strategy s : new Strategy[] {Strategy.TASP, Strategy.ULYSSES}) {
+                int port = freePort();
+                List<String> errors = onRanks(2, rank -> {
+                    try (ProcessGroup g = ProcessGroup.builder().environment(env(2, rank, port)).gpu(true).strategy(s)
+                            .nodeTopology(Topology.virtualCpu(2)).rendezvousTimeout(Duration.ofSeconds(20)).join()) {
+                        return "joined";
+                    } catch (RuntimeException e) {
+                        return e.getMessage();
+                    }
+                });
+                for (String e : errors) {
+                    assertTrue(e.contains("/nonexistent/libnccl.so.2"), s + ": " + e);
                 }
-            });
-            for (String e : errors) {
-                assertTrue(e.contains("/nonexistent/libnccl.so.2"), e);
+                assertTrue(errors.get(1).contains("rank 0 failed"), errors.get(1));
             }
-            assertTrue(errors.get(1).contains("rank 0 failed"), errors.get(1));
         } finally {
             if (old == null) {
                 System.clearProperty("tasp.nccl.library");
