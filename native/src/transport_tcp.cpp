@@ -574,7 +574,8 @@ class TcpMesh {
   [[noreturn]] void send_failed(int p, Io io, const std::string& what, const std::string& context = "") {
     bool left;
     {
-      std::lock_guard<std::mutex> state(mutex_);
+      std::unique_lock<std::mutex> state(mutex_);
+      if (io != Io::kTimeout) await_reason_locked(state, p);
       left = peers_[static_cast<size_t>(p)].left;
     }
     std::string why = io == Io::kTimeout ? "rank " + std::to_string(p) + " took no " + what + " from rank " +
@@ -664,6 +665,7 @@ class TcpMesh {
             peer.left = true;
             needed = needs_from_locked(p);
           }
+          cv_.notify_all();  // a send to p that failed meanwhile waits for this (await_reason_locked)
           if (needed) {
             fail_mesh("rank " + std::to_string(p) + " left the group before sending what rank " +
                       std::to_string(rank_) + " needs");
@@ -701,10 +703,20 @@ class TcpMesh {
 
   void lost(int p, const std::string& when) {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopping_ || peers_[static_cast<size_t>(p)].left) return;
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (await_reason_locked(lock, p)) return;
     }
     fail_mesh(lost_text(p, when.empty() ? "without a goodbye" : when));
+  }
+
+  // A rank that fails tells its peers why (FAIL) and closes its connections at once, and so does a
+  // rank that failed because of it, so a connection can close here while the message with the cause
+  // is still unread on another socket (or behind a send that was still writing). Waits a moment
+  // (mutex held through `lock`) for the cause or p's goodbye before the connection counts as lost,
+  // so that every rank reports the first cause. Returns whether one came (or the mesh is stopping).
+  bool await_reason_locked(std::unique_lock<std::mutex>& lock, int p) {
+    return cv_.wait_for(lock, std::chrono::milliseconds(500),
+                        [&] { return failed_ || stopping_ || peers_[static_cast<size_t>(p)].left; });
   }
 
   // A DESC message from p: its run descriptor for its next run, kept until agree() reads it.
