@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import io.github.taspdjl.attention.SequenceParallelBlock;
 import io.github.taspdjl.attention.TaspTransformerLayer;
 import io.github.taspdjl.jni.NativeGroup;
+import io.github.taspdjl.plan.HeadParallel;
 import io.github.taspdjl.plan.Plan;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.plan.decompose.HamiltonianCycle;
@@ -98,8 +99,8 @@ public final class DemoCommand implements Callable<Integer> {
                         + " tokens a " + plan.strategy().cliName() + " plan over " + n + " ranks needs");
             }
             step(2, "plan");
-            System.out.printf(Locale.ROOT, "  %s over %d ranks, %s layout, %d steps%n", plan.strategy().cliName(),
-                    n, plan.layout().kind().name().toLowerCase(Locale.ROOT), plan.steps().size());
+            System.out.printf(Locale.ROOT, "  %s over %d ranks, %s layout, %s%n", plan.strategy().cliName(),
+                    n, plan.layout().kind().name().toLowerCase(Locale.ROOT), stepsText(plan));
             int c = 0;
             for (HamiltonianCycle cycle : plan.cycles()) {
                 System.out.println("  cycle " + c++ + ": " + cycleText(cycle));
@@ -160,9 +161,15 @@ public final class DemoCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "time: one device %.1f s, %d ranks by hand %.1f s, in one call %.1f s "
                     + "(one call / by hand = %.2f; ranks share this machine's cores)%n", singleMs / 1e3, n, taspMs / 1e3,
                     oneCallMs / 1e3, oneCallMs / taspMs);
-            System.out.printf(Locale.ROOT, "memory per attention call: DJL's ScaledDotProductAttentionBlock would "
-                    + "materialize %s of scores and probabilities; TASP's executor holds %s per rank%n",
-                    human(djlBytes), human(perRank));
+            if (plan.headParallel() == null) {
+                System.out.printf(Locale.ROOT, "memory per attention call: DJL's ScaledDotProductAttentionBlock would "
+                        + "materialize %s of scores and probabilities; TASP's executor holds %s per rank%n",
+                        human(djlBytes), human(perRank));
+            } else {
+                System.out.printf(Locale.ROOT, "memory per attention call: DJL's ScaledDotProductAttentionBlock would "
+                        + "materialize %s of scores and probabilities; each %s rank runs flash attention on its heads "
+                        + "(no score matrix)%n", human(djlBytes), plan.strategy().cliName());
+            }
             long rss = ProcessMemory.peakBytes();
             if (rss > 0) {
                 System.out.printf(Locale.ROOT, "process peak resident memory: %s (before the runs: %s)%n", human(rss),
@@ -242,7 +249,29 @@ public final class DemoCommand implements Callable<Integer> {
         return sb.append(cycle.at(0)).toString();
     }
 
+    /**
+     * "N steps" of a plan that moves key/value chunks; for Ulysses and hybrids (no steps of their own) the
+     * all-to-alls and the inner plan's steps.
+     */
+    static String stepsText(Plan plan) {
+        HeadParallel hp = plan.headParallel();
+        if (hp == null) {
+            return plan.steps().size() + " steps";
+        }
+        String exchanges = "all-to-alls over heads among " + hp.degree() + " ranks before and after attention";
+        Plan inner = hp.inner();
+        return inner.worldSize() == 1 ? exchanges : exchanges + ", between them " + inner.steps().size() + " steps of "
+                + inner.strategy().cliName() + " over " + inner.worldSize() + " ranks";
+    }
+
     private static void printTimeline(List<NativeGroup.RankStats> stats) {
+        if (stats.stream().filter(s -> s != null).allMatch(s -> s.stepComputeMs().length == 0) && !stats.isEmpty()) {
+            // Ulysses and hybrids report totals only (all-to-alls and any inner steps together)
+            System.out.printf(Locale.ROOT, "last attention call (ms, mean over ranks, totals; head-parallel plans have no "
+                    + "per-step timeline): compute %.2f, comm %.2f, wait %.2f%n", mean(stats, NativeGroup.RankStats::computeMs), mean(stats, NativeGroup.RankStats::commMs),
+                    mean(stats, NativeGroup.RankStats::waitMs));
+            return;
+        }
         System.out.println("timeline of the last attention call (ms, mean over ranks; comm runs beside compute):");
         System.out.printf(Locale.ROOT, "  %-6s %10s %10s %10s%n", "step", "compute", "comm", "wait");
         int steps = stats.stream().filter(s -> s != null).mapToInt(s -> s.stepComputeMs().length).max().orElse(0);
@@ -253,6 +282,11 @@ public final class DemoCommand implements Callable<Integer> {
             double w = stats.stream().filter(s -> s != null).mapToDouble(s -> s.stepWaitMs()[step]).average().orElse(0);
             System.out.printf(Locale.ROOT, "  %-6d %10.2f %10.2f %10.2f%n", t, c, m, w);
         }
+    }
+
+    private static double mean(List<NativeGroup.RankStats> stats,
+            java.util.function.ToDoubleFunction<NativeGroup.RankStats> f) {
+        return stats.stream().filter(s -> s != null).mapToDouble(f).average().orElse(0);
     }
 
     static String human(long bytes) {

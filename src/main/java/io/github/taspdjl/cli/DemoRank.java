@@ -62,8 +62,8 @@ final class DemoRank implements Callable<Integer> {
                             + plan.layout().minimumLength() + " tokens a " + plan.strategy().cliName() + " plan over "
                             + env.worldSize() + " ranks needs");
                 }
-                say("joined: %d ranks over %s, %s plan (%d steps); every rank agreed on %s", group.worldSize(),
-                        group.transport(), plan.strategy().cliName(), plan.steps().size(), problem);
+                say("joined: %d ranks over %s, %s plan (%s); every rank agreed on %s", group.worldSize(),
+                        group.transport(), plan.strategy().cliName(), DemoCommand.stepsText(plan), problem);
                 ParameterStore ps = new ParameterStore(manager, false);
                 long t0 = System.nanoTime();
                 NDArray single = model.forward(ps, new NDList(x), false).singletonOrThrow();
