@@ -269,9 +269,15 @@ class TcpMesh {
       if (failed_) return;
       failed_ = true;
       failure_ = message;
+      telling_ = true;
     }
     cv_.notify_all();
     tell_peers(kFailMsg, message);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      telling_ = false;
+    }
+    cv_.notify_all();
   }
 
   void check() const {
@@ -517,6 +523,14 @@ class TcpMesh {
 
   // Wakes threads blocked on sockets after a failure (the mesh is dead from then on).
   void shutdown_sockets() noexcept {
+    // The failure's FAIL messages go out first (fail_mesh may still be writing them on another
+    // thread, e.g. a reader that heard of a peer's failure): a peer that saw this rank's socket close
+    // first would blame a lost connection instead of the failure's cause. tell_peers is bounded
+    // (200 ms lock + 1 s write per peer), so is this wait.
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait_for(lock, std::chrono::milliseconds(1300) * std::max(world_, 1), [&] { return !telling_; });
+    }
     for (Peer& p : peers_) {
       if (p.fd >= 0) ::shutdown(p.fd, SHUT_RDWR);
     }
@@ -911,6 +925,7 @@ class TcpMesh {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   bool failed_ = false, stopping_ = false;
+  bool telling_ = false;  // fail_mesh is sending the failure to the peers
   std::string failure_;
   // The current run (guarded by mutex_; run_ and the buffers change only in start_run).
   int64_t run_ = 0;
