@@ -18,7 +18,7 @@ import java.lang.ref.Reference;
  * returned. A communicator that becomes unreachable without being closed is freed by a {@link
  * Cleaner}.
  */
-public final class NcclCommunicator implements AutoCloseable {
+public final class NcclCommunicator implements ProcessTransport, AutoCloseable {
 
     private final int worldSize;
     private final int rank;
@@ -85,15 +85,18 @@ public final class NcclCommunicator implements AutoCloseable {
         return new NcclCommunicator(worldSize, rank, h);
     }
 
+    @Override
     public int worldSize() {
         return worldSize;
     }
 
+    @Override
     public int rank() {
         return rank;
     }
 
     /** Runs this rank's lowered plan over NCCL; every rank must call it. */
+    @Override
     public NativeGroup.RankOutput rankForward(long[] program, NDArray q, NDArray k, NDArray v, Float scale) {
         double[] stats = NativeGroup.RankStats.buffer(program);
         long h = enter();
@@ -114,6 +117,7 @@ public final class NcclCommunicator implements AutoCloseable {
      * The backward of {@link #rankForward} over NCCL (the same program and its return map; see
      * {@code NativeGroup.rankBackward}); every rank must call it. Returns dq, dk, dv of this rank's shard.
      */
+    @Override
     public NativeGroup.RankGradients rankBackward(long[] program, long[] returnMap, NDArray dout, NDArray q,
             NDArray k, NDArray v, NDArray out, NDArray lse, Float scale) {
         double[] stats = NativeGroup.RankStats.backwardBuffer(program);
@@ -157,6 +161,7 @@ public final class NcclCommunicator implements AutoCloseable {
      * arguments on this rank (here or natively) are sent to the peers the same way, so they fail at once
      * too: callers do not {@link #reject} again for them. A timeout or an NCCL error aborts the communicator.
      */
+    @Override
     public NativeGroup.Exchanged allToAll(NDArray[] sends, long[][] recvShapes, NDArray like) {
         boolean[] reachedNative = {false};
         try {

@@ -12,7 +12,7 @@ import java.util.List;
  * {@link #connect} joins every peer. Every wait on a peer gives up after the timeout; a peer whose
  * connection closes without a goodbye fails every rank at once, and the exception names it.
  */
-public final class TcpMesh implements AutoCloseable {
+public final class TcpMesh implements ProcessTransport, AutoCloseable {
 
     private final int worldSize;
     private final int rank;
@@ -42,10 +42,12 @@ public final class TcpMesh implements AutoCloseable {
         return new TcpMesh(worldSize, rank, (int) r[1], r[0]);
     }
 
+    @Override
     public int worldSize() {
         return worldSize;
     }
 
+    @Override
     public int rank() {
         return rank;
     }
@@ -67,6 +69,7 @@ public final class TcpMesh implements AutoCloseable {
     }
 
     /** Runs this rank's lowered plan over the mesh; every rank must call it. q, k, v on the CPU. */
+    @Override
     public NativeGroup.RankOutput rankForward(long[] program, NDArray q, NDArray k, NDArray v, Float scale) {
         double[] stats = NativeGroup.RankStats.buffer(program);
         long[] r = TaspLibrary.tcpRankForward(handle(), program, NativeOps.handle(q, "q"),
@@ -81,6 +84,7 @@ public final class TcpMesh implements AutoCloseable {
      * The backward of {@link #rankForward} over the mesh (the same program and its return map; see
      * {@code NativeGroup.rankBackward}); every rank must call it. Returns dq, dk, dv of this rank's shard.
      */
+    @Override
     public NativeGroup.RankGradients rankBackward(long[] program, long[] returnMap, NDArray dout, NDArray q,
             NDArray k, NDArray v, NDArray out, NDArray lse, Float scale) {
         double[] stats = NativeGroup.RankStats.backwardBuffer(program);
@@ -99,6 +103,7 @@ public final class TcpMesh implements AutoCloseable {
      * disagree on a piece's shape all throw an {@link IllegalArgumentException} naming the pair, and the
      * mesh stays usable; bad input on one rank, a timeout or a lost peer fails the mesh on every rank.
      */
+    @Override
     public NativeGroup.Exchanged allToAll(NDArray[] sends, long[][] recvShapes, NDArray like) {
         boolean[] called = {false};
         try {

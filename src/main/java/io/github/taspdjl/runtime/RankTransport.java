@@ -2,8 +2,7 @@ package io.github.taspdjl.runtime;
 
 import ai.djl.ndarray.NDArray;
 import io.github.taspdjl.jni.NativeGroup;
-import io.github.taspdjl.jni.NcclCommunicator;
-import io.github.taspdjl.jni.TcpMesh;
+import io.github.taspdjl.jni.ProcessTransport;
 import java.util.function.Consumer;
 import java.util.function.Function;
 
@@ -51,44 +50,23 @@ interface RankTransport {
         };
     }
 
-    /** This process's rank of a TCP mesh (every rank of the mesh takes part in each call). */
-    static RankTransport of(TcpMesh mesh) {
+    /** This process's rank of a TCP mesh or an NCCL communicator (every rank takes part in each call). */
+    static RankTransport of(ProcessTransport transport) {
         return new RankTransport() {
             @Override
             public NativeGroup.Exchanged allToAll(NDArray[] sends, long[][] recvShapes, NDArray like) {
-                return mesh.allToAll(sends, recvShapes, like);
+                return transport.allToAll(sends, recvShapes, like);
             }
 
             @Override
             public NativeGroup.RankOutput forward(long[] program, NDArray q, NDArray k, NDArray v, Float scale) {
-                return mesh.rankForward(program, q, k, v, scale);
+                return transport.rankForward(program, q, k, v, scale);
             }
 
             @Override
             public NativeGroup.RankGradients backward(long[] program, long[] returnMap, NDArray dout, NDArray q, NDArray k,
                     NDArray v, NDArray out, NDArray lse, Float scale) {
-                return mesh.rankBackward(program, returnMap, dout, q, k, v, out, lse, scale);
-            }
-        };
-    }
-
-    /** This process's GPU rank of an NCCL communicator (every rank of the communicator takes part in each call). */
-    static RankTransport of(NcclCommunicator comm) {
-        return new RankTransport() {
-            @Override
-            public NativeGroup.Exchanged allToAll(NDArray[] sends, long[][] recvShapes, NDArray like) {
-                return comm.allToAll(sends, recvShapes, like);
-            }
-
-            @Override
-            public NativeGroup.RankOutput forward(long[] program, NDArray q, NDArray k, NDArray v, Float scale) {
-                return comm.rankForward(program, q, k, v, scale);
-            }
-
-            @Override
-            public NativeGroup.RankGradients backward(long[] program, long[] returnMap, NDArray dout, NDArray q, NDArray k,
-                    NDArray v, NDArray out, NDArray lse, Float scale) {
-                return comm.rankBackward(program, returnMap, dout, q, k, v, out, lse, scale);
+                return transport.rankBackward(program, returnMap, dout, q, k, v, out, lse, scale);
             }
         };
     }
