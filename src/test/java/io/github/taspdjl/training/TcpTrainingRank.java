@@ -19,12 +19,13 @@ import java.time.Duration;
 import java.util.Random;
 
 /**
- * One rank of {@link MultiProcessTrainingTest}, run as its own JVM: joins a {@link ProcessGroup} over
- * TCP, trains {@link TaspTrainerTest}'s two-layer causal model on its shard of the sequence with {@link TaspTrainer} (DJL's
+ * One rank of {@link MultiProcessTrainingTest}, run as its own JVM: for each case joins a {@link ProcessGroup}
+ * over TCP, trains {@link TaspTrainerTest}'s two-layer causal model on its shard of the sequence with {@link TaspTrainer} (DJL's
  * EasyTrain, SGD) and, beside it, the same model on the whole sequence on one device (a plain
  * Trainer); after each step it prints the largest difference between the two models' parameters.
  *
- * <p>Arguments: world, rank, rendezvous port.
+ * <p>Arguments: world, rank, then for each case its plan ("tasp", "ulysses", or "hybrid": Ulysses degree 2
+ * with tasp inside) and its rendezvous port; the cases run one after the other, each in its own group.
  */
 public final class TcpTrainingRank {
 
@@ -37,11 +38,26 @@ public final class TcpTrainingRank {
     public static void main(String[] args) throws Exception {
         int world = Integer.parseInt(args[0]);
         int rank = Integer.parseInt(args[1]);
-        LaunchEnvironment env = new LaunchEnvironment("torchrun", rank, world, rank, world, "127.0.0.1",
-                Integer.parseInt(args[2]));
-        try (ProcessGroup group = ProcessGroup.builder().environment(env).strategy(Strategy.TASP).gpu(false)
-                        .timeout(30_000).rendezvousTimeout(Duration.ofSeconds(120)).join();
-                NDManager m = NDManager.newBaseManager("PyTorch");
+        for (int i = 2; i + 1 < args.length; i += 2) {
+            LaunchEnvironment env = new LaunchEnvironment("torchrun", rank, world, rank, world, "127.0.0.1",
+                    Integer.parseInt(args[i + 1]));
+            ProcessGroup.Builder b = ProcessGroup.builder().environment(env).gpu(false).timeout(30_000)
+                    .rendezvousTimeout(Duration.ofSeconds(120));
+            try (ProcessGroup group = plan(b, args[i]).join()) {
+                train(group, rank, args[i]);
+            }
+        }
+        System.out.flush();
+        System.exit(0);
+    }
+
+    /** A case's plan: "tasp", "ulysses", or "hybrid" (Ulysses degree 2 with tasp inside). */
+    private static ProcessGroup.Builder plan(ProcessGroup.Builder b, String name) {
+        return name.equals("hybrid") ? b.hybrid(2, Strategy.TASP) : b.strategy(Strategy.fromName(name));
+    }
+
+    private static void train(ProcessGroup group, int rank, String name) throws Exception {
+        try (NDManager m = NDManager.newBaseManager("PyTorch");
                 Model distributed = Model.newInstance("distributed", "PyTorch");
                 Model single = Model.newInstance("single", "PyTorch")) {
             distributed.setBlock(TaspTrainerTest.model(null));
@@ -72,14 +88,12 @@ public final class TcpTrainingRank {
                         // How far the step moved the parameters: what a missing gradient sum would get wrong.
                         double diff = TaspTrainerTest.maxParameterDifference(distributed, single);
                         double moved = TaspTrainerTest.maxParameterDifference(single, before);
-                        System.out.printf("[rank %d] step %d: max parameter difference = %.3e (the step moved them "
-                                + "by up to %.3e)%n", rank, step, diff, moved);
+                        System.out.printf("[rank %d] %s step %d: max parameter difference = %.3e (the step moved them "
+                                + "by up to %.3e)%n", rank, name, step, diff, moved);
                     }
                 }
             }
         }
-        System.out.flush();
-        System.exit(0);
     }
 
     /** The same values in every process: from a seeded java.util.Random, parameter by parameter. */
