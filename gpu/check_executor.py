@@ -105,10 +105,18 @@ def parse_program(words):
             "sent_tokens": sent_tokens}
 
 
+class HeadParallelFile(Exception):
+    """A `tasp plan --programs` file of ulysses or a hybrid: its programs run between all-to-alls over heads."""
+
+
 def load_plan(path):
     """The JSON of `tasp plan --programs`, checked: shards partition [0, seqLen), programs match."""
     with open(path) as f:
         plan = json.load(f)
+    if "headParallel" in plan:
+        # Its programs (a hybrid's lifted inner programs; none for ulysses) run over the tokens of each rank's
+        # group after an all-to-all over heads, not over the shards: running them needs that all-to-all first.
+        raise HeadParallelFile(f"{plan.get('strategy')} moves heads with an all-to-all first; its programs are not run here")
     world, seq = int(plan["worldSize"]), int(plan["seqLen"])
     shards = [[(int(a), int(b)) for a, b in ranges] for ranges in plan["shards"]]
     programs = [[int(x) for x in p] for p in plan["programs"]]
@@ -892,6 +900,8 @@ def run(ca, tasp, rep, card, programs_dir=None, skip_timing=False):
             plan = load_plan(path)
             plan["_path"] = path
             plans.append(plan)
+        except HeadParallelFile as e:
+            log(f"  {os.path.basename(path)}: skipped: {e}")
         except Exception as e:
             rep.add("executor", os.path.basename(path), "error", note=f"bad program file: {type(e).__name__}: {e}")
     if not plans:

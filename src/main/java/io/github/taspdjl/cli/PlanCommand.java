@@ -8,6 +8,7 @@ import io.github.taspdjl.plan.PlanJson;
 import io.github.taspdjl.plan.PlanValidator;
 import io.github.taspdjl.plan.Planner;
 import io.github.taspdjl.plan.ProblemSize;
+import io.github.taspdjl.plan.SequenceLayout;
 import io.github.taspdjl.plan.Step;
 import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.plan.Transfer;
@@ -128,7 +129,7 @@ public final class PlanCommand implements Callable<Integer> {
                 print(out, topology, plan, verdict);
             }
             if (programs != null) {
-                writePrograms(plan);
+                writePrograms(plan, json ? err : out); // stdout stays pure JSON under --json
             }
             out.flush();
             return verdict.valid() ? 0 : 1;
@@ -139,7 +140,16 @@ public final class PlanCommand implements Callable<Integer> {
         }
     }
 
-    private void writePrograms(Plan plan) {
+    /**
+     * Writes the programs file and says on {@code note} what it holds. A token-chunk plan: each rank's
+     * program and return map over its shard. A hybrid: its inner plan's programs and return maps lifted to
+     * world ranks (what each rank runs between the all-to-alls over heads), and under "headParallel" each
+     * rank's group, member, heads and the tokens its program runs over. Ulysses: no programs (after the
+     * all-to-all each rank attends over the whole sequence of its heads on its own), only the shards and
+     * "headParallel".
+     */
+    private void writePrograms(Plan plan, PrintWriter note) {
+        com.google.gson.Gson gson = new com.google.gson.Gson();
         com.google.gson.JsonObject o = new com.google.gson.JsonObject();
         o.addProperty("worldSize", plan.worldSize());
         o.addProperty("strategy", plan.strategy().cliName());
@@ -147,25 +157,73 @@ public final class PlanCommand implements Callable<Integer> {
         o.addProperty("seqLen", seq);
         o.addProperty("layout", plan.layout().kind().name().toLowerCase(java.util.Locale.ROOT));
         // Each rank's shard: its blocks' [start, end) token ranges of the full sequence, in order.
-        long[][][] shards = new long[plan.worldSize()][][];
-        for (int r = 0; r < plan.worldSize(); r++) {
-            int[] blocks = plan.layout().blocksOfRank(r);
-            shards[r] = new long[blocks.length][];
-            for (int k = 0; k < blocks.length; k++) {
-                shards[r][k] = plan.layout().blockRange(blocks[k], seq);
-            }
+        o.add("shards", gson.toJsonTree(ranges(plan.layout(), plan.worldSize(), r -> r)));
+        HeadParallel hp = plan.headParallel();
+        String what;
+        if (hp != null && hp.inner().worldSize() == 1) {
+            what = "no programs (ulysses attends locally: after the all-to-all over heads each rank holds the whole"
+                    + " sequence of its heads), only the shards and each rank's heads";
+            o.addProperty("note", what);
+        } else {
+            o.add("programs", gson.toJsonTree(io.github.taspdjl.runtime.RankProgram.programsFor(plan, seq, null)));
+            // The backward's return maps (native/src/executor_backward.h), one per rank.
+            o.add("returnMaps", gson.toJsonTree(io.github.taspdjl.runtime.RankProgram.returnMapsFor(plan, seq)));
+            what = hp == null ? "each rank's program and return map"
+                    : "the inner " + hp.inner().strategy().cliName() + " plan's programs and return maps lifted to the "
+                            + plan.worldSize() + " world ranks (each runs over the tokens of its group's inner rank, "
+                            + "for its member's heads, between the all-to-alls over heads)";
         }
-        o.add("shards", new com.google.gson.Gson().toJsonTree(shards));
-        o.add("programs", new com.google.gson.Gson().toJsonTree(
-                io.github.taspdjl.runtime.RankProgram.lowerAll(plan, seq)));
-        // The backward's return maps (native/src/executor_backward.h), one per rank.
-        o.add("returnMaps", new com.google.gson.Gson().toJsonTree(
-                io.github.taspdjl.runtime.RankProgram.returnMapsAll(plan, seq)));
+        if (hp != null) {
+            o.add("headParallel", headParallelJson(hp, gson));
+        }
         try {
             java.nio.file.Files.writeString(programs, o.toString());
         } catch (java.io.IOException e) {
             throw new IllegalStateException("could not write " + programs + ": " + e.getMessage(), e);
         }
+        note.printf("programs: %s: %s%n", programs, what);
+    }
+
+    /**
+     * Per world rank: its group and member, the query and key/value heads it attends with, and the tokens it
+     * holds between the all-to-alls (its group's inner rank's shard; for Ulysses the whole sequence).
+     */
+    private com.google.gson.JsonObject headParallelJson(HeadParallel hp, com.google.gson.Gson gson) {
+        com.google.gson.JsonObject o = new com.google.gson.JsonObject();
+        o.addProperty("degree", hp.degree());
+        o.addProperty("inner", hp.inner().strategy().cliName());
+        o.addProperty("innerWorldSize", hp.inner().worldSize());
+        o.addProperty("heads", heads);
+        o.addProperty("kvHeads", kvHeads);
+        long[][][] tokens = ranges(hp.inner().layout(), hp.worldSize(), hp::groupOf);
+        int per = hp.queryHeadsPerMember(heads);
+        com.google.gson.JsonArray ranks = new com.google.gson.JsonArray();
+        for (int r = 0; r < hp.worldSize(); r++) {
+            int j = hp.memberOf(r);
+            com.google.gson.JsonObject rank = new com.google.gson.JsonObject();
+            rank.addProperty("group", hp.groupOf(r));
+            rank.addProperty("member", j);
+            rank.add("queryHeads", gson.toJsonTree(new int[] {j * per, (j + 1) * per}));
+            rank.add("kvHeads", gson.toJsonTree(hp.kvHeads(j, heads, kvHeads)));
+            rank.addProperty("kvExpanded", !hp.uniform(j, heads, kvHeads));
+            rank.add("tokens", gson.toJsonTree(tokens[r]));
+            ranks.add(rank);
+        }
+        o.add("ranks", ranks);
+        return o;
+    }
+
+    /** For each of {@code n} ranks, the [start, end) token ranges of {@code layout}'s rank {@code of(r)}, in order. */
+    private long[][][] ranges(SequenceLayout layout, int n, java.util.function.IntUnaryOperator of) {
+        long[][][] out = new long[n][][];
+        for (int r = 0; r < n; r++) {
+            int[] blocks = layout.blocksOfRank(of.applyAsInt(r));
+            out[r] = new long[blocks.length][];
+            for (int k = 0; k < blocks.length; k++) {
+                out[r][k] = layout.blockRange(blocks[k], seq);
+            }
+        }
+        return out;
     }
 
     private Topology topology() {
