@@ -5,7 +5,6 @@ import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertTrue;
 import static org.testng.Assert.fail;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -30,12 +29,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.testng.annotations.AfterClass;
-import org.testng.annotations.BeforeClass;
 import org.testng.annotations.Test;
 
 /**
@@ -43,23 +38,11 @@ import org.testng.annotations.Test;
  * TCP mesh, loopback only), run here as threads of one JVM so that the results can be compared with
  * attention over the whole sequence. Real processes: {@code cli.MultiProcessDemoTest}.
  */
-public class ProcessGroupTest {
+public class ProcessGroupTest extends RankThreadsTest {
 
-    private NDManager manager;
-    private ExecutorService pool;
-
-    @BeforeClass
-    public void setUp() {
-        manager = NDManager.newBaseManager("PyTorch");
-        Engine.getEngine("PyTorch").setRandomSeed(21);
-        pool = Executors.newCachedThreadPool();
-    }
-
-    @AfterClass
-    public void tearDown() throws InterruptedException {
-        pool.shutdownNow();
-        pool.awaitTermination(10, TimeUnit.SECONDS);
-        manager.close();
+    @Override
+    protected int seed() {
+        return 21;
     }
 
     interface RankBody<T> {

@@ -3,7 +3,6 @@ package io.github.taspdjl.runtime;
 import static io.github.taspdjl.NDAsserts.assertClose;
 import static org.testng.Assert.assertTrue;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -16,13 +15,9 @@ import io.github.taspdjl.plan.Strategy;
 import io.github.taspdjl.topology.Topology;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.IntFunction;
-import org.testng.annotations.AfterClass;
-import org.testng.annotations.BeforeClass;
 import org.testng.annotations.Test;
 
 /**
@@ -31,23 +26,11 @@ import org.testng.annotations.Test;
  * through it give single-device results; a rank whose heads do not divide fails, and its rejection fails
  * every peer at once with its message.
  */
-public class ProcessRankTest {
+public class ProcessRankTest extends RankThreadsTest {
 
-    private NDManager manager;
-    private ExecutorService pool;
-
-    @BeforeClass
-    public void setUp() {
-        manager = NDManager.newBaseManager("PyTorch");
-        Engine.getEngine("PyTorch").setRandomSeed(47);
-        pool = Executors.newCachedThreadPool();
-    }
-
-    @AfterClass
-    public void tearDown() throws InterruptedException {
-        pool.shutdownNow();
-        pool.awaitTermination(10, TimeUnit.SECONDS);
-        manager.close();
+    @Override
+    protected int seed() {
+        return 47;
     }
 
     private static ProcessRank rank(NativeGroup group, int rank, Plan plan) {

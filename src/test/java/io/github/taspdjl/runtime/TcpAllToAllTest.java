@@ -7,7 +7,6 @@ import static org.testng.Assert.assertTrue;
 import static org.testng.Assert.expectThrows;
 import static org.testng.Assert.fail;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -26,35 +25,19 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CyclicBarrier;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.testng.annotations.AfterClass;
-import org.testng.annotations.BeforeClass;
 import org.testng.annotations.Test;
 
 /**
  * The all-to-all over TCP meshes ({@link TcpMesh#allToAll}): ranks of one loopback mesh run as threads of
  * one JVM, so that every received piece can be compared with what its sender sent, bit for bit.
  */
-public class TcpAllToAllTest {
+public class TcpAllToAllTest extends RankThreadsTest {
 
-    private NDManager manager;
-    private ExecutorService pool;
-
-    @BeforeClass
-    public void setUp() {
-        manager = NDManager.newBaseManager("PyTorch");
-        Engine.getEngine("PyTorch").setRandomSeed(15);
-        pool = Executors.newCachedThreadPool();
-    }
-
-    @AfterClass
-    public void tearDown() throws InterruptedException {
-        pool.shutdownNow();
-        pool.awaitTermination(10, TimeUnit.SECONDS);
-        manager.close();
+    @Override
+    protected int seed() {
+        return 15;
     }
 
     interface RankBody<T> {
